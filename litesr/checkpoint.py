@@ -1,0 +1,147 @@
+"""Reading and writing checkpoints safely: safetensors, or torch files with ``weights_only=True``."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .errors import CheckpointError
+
+# Containers the training frameworks wrap state dicts in, most specific first (BasicSR keeps EMA weights apart).
+WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net_g", "generator", "network")
+
+
+def read_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False) -> Any:
+    """The raw object stored in ``path`` (a dict of tensors, or a nested dict for torch files)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: checkpoint file is empty")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: not a valid safetensors file ({exc})") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+    except pickle.UnpicklingError as exc:
+        if allow_pickle:
+            raise CheckpointError(f"{path}: cannot unpickle ({exc})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported global"
+        raise CheckpointError(
+            f"{path}: refused to unpickle arbitrary objects ({first[:160]}). If you trust the file, convert it once with "
+            "`litesr convert --allow-pickle IN OUT.safetensors` (or pass allow_pickle=True)"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError, ModuleNotFoundError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({msg[:200]})") from None
+
+
+def extract_state_dict(obj: Any, *, param_key: str | None = None, source: str = "checkpoint") -> dict[str, Tensor]:
+    """Unwrap ``params_ema``/``params``/``state_dict``/``model`` containers and ``module.`` prefixes."""
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{source}: expected a dict of tensors, found {type(obj).__name__}")
+    if param_key is not None:
+        if param_key not in obj:
+            raise CheckpointError(f"{source}: no key {param_key!r} (top-level keys: {', '.join(map(str, obj))[:200]})")
+        obj = obj[param_key]
+    else:
+        for _ in range(3):  # nested wrappers such as {"model": {"state_dict": ...}}
+            if any(isinstance(v, Tensor) for v in obj.values()):
+                break
+            inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping | nn.Module)), None)
+            if inner is None:
+                break
+            obj = inner.state_dict() if isinstance(inner, nn.Module) else inner
+    tensors = {str(k): v for k, v in obj.items() if isinstance(v, Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{source}: contains no tensors (top-level keys: {', '.join(map(str, obj))[:200]})")
+    for prefix in ("module.", "model.", "_orig_mod."):
+        if all(k.startswith(prefix) for k in tensors):
+            tensors = {k[len(prefix) :]: v for k, v in tensors.items()}
+    return tensors
+
+
+def load_state_dict(
+    path: str | os.PathLike, *, allow_pickle: bool = False, param_key: str | None = None
+) -> dict[str, Tensor]:
+    """The state dict in ``path``, unwrapped (see :func:`extract_state_dict`)."""
+    return extract_state_dict(read_checkpoint(path, allow_pickle=allow_pickle), param_key=param_key, source=str(path))
+
+
+def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], *, source: str = "checkpoint") -> None:
+    """``load_state_dict(strict=True)`` with a one-line error that lists what does not match."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong = [k for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    if missing or unexpected or wrong:
+        arch = getattr(model, "litesr_arch", type(model).__name__)
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} of other shape (e.g. {k}: {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)})")
+        raise CheckpointError(f"{source}: does not fit {arch}: " + "; ".join(parts))
+    model.load_state_dict(state_dict, strict=True)
+
+
+def save_safetensors(state_dict: Mapping[str, Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+    """Write atomically: a temporary file in the same folder, renamed over the target."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def packaged_weights_dir() -> Path:
+    return Path(__file__).resolve().parent / "weights"
+
+
+def load_pretrained(model: nn.Module, variant: Any, scale: int) -> None:
+    """Load the weights litesr ships for ``variant`` at ``scale``."""
+    name = variant.pretrained.get(scale)
+    if name is None:
+        have = ", ".join(f"x{s}" for s in sorted(variant.pretrained)) or "none"
+        raise CheckpointError(f"{variant.name}: litesr ships no pretrained weights at x{scale} (available: {have})")
+    path = packaged_weights_dir() / name
+    load_into(model, load_state_dict(path), source=str(path))

@@ -1,0 +1,154 @@
+"""Recognise an architecture and its hyper-parameters from a state dict, without order-dependent guessing.
+
+Every registered architecture's ``detect`` function proposes a configuration read off tensor shapes. A proposal only
+counts once the model built from it has exactly the state dict's keys and shapes, so two architectures can never both
+"sort of" match: when two proposals fit exactly, loading stops and says so, and the user picks with ``--model``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .checkpoint import load_into, load_state_dict
+from .errors import CheckpointError, ConfigError
+from .registry import StateDict, all_archs, all_variants, create_model, get_variant
+
+
+@dataclass(frozen=True)
+class Match:
+    arch: str
+    config: dict[str, Any]
+
+    def describe(self) -> str:
+        opts = ", ".join(f"{k}={v}" for k, v in self.config.items())
+        return f"{self.arch}({opts})"
+
+
+def _build(arch: str, config: Mapping[str, Any], device: str = "meta") -> nn.Module:
+    with torch.device(device):
+        return create_model(arch, **config)
+
+
+def _shape_signature(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def fits(arch: str, config: Mapping[str, Any], state_dict: StateDict) -> bool:
+    """True when ``arch(**config)`` has exactly the keys and shapes of ``state_dict``."""
+    try:
+        model = _build(arch, config)
+    except Exception:  # noqa: BLE001 - a proposal that cannot even be built does not fit
+        return False
+    want = {k: tuple(v.shape) for k, v in state_dict.items()}
+    return _shape_signature(model) == want
+
+
+def detect_architecture(state_dict: StateDict) -> list[Match]:
+    """All (architecture, config) pairs whose model has exactly this state dict's keys and shapes."""
+    matches = []
+    for name, spec in sorted(all_archs().items()):
+        if spec.detect is None:
+            continue
+        try:
+            proposal = spec.detect(state_dict)
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+            proposal = None
+        if proposal is not None and fits(name, proposal, state_dict):
+            matches.append(Match(name, dict(proposal)))
+    return matches
+
+
+def closest_architectures(state_dict: StateDict, n: int = 3) -> list[tuple[str, float, list[str]]]:
+    """The architectures whose default model shares the most key names: (name, overlap, keys not matched)."""
+    keys = set(state_dict)
+    ranked = []
+    for name in all_archs():
+        try:
+            own = set(_build(name, {}).state_dict())
+        except Exception:  # noqa: BLE001
+            continue
+        overlap = len(keys & own) / max(1, len(keys | own))
+        ranked.append((name, overlap, sorted(keys - own)))
+    ranked.sort(key=lambda r: -r[1])
+    return ranked[:n]
+
+
+def describe_unknown(state_dict: StateDict, source: str) -> str:
+    close = closest_architectures(state_dict)
+    hints = "; ".join(
+        f"{name} ({overlap:.0%} of keys shared; unmatched e.g. {', '.join(extra[:3]) or '-'})" for name, overlap, extra in close
+    )
+    return f"{source}: no litesr architecture fits this state dict ({len(state_dict)} tensors). Closest: {hints}"
+
+
+def load_model(
+    checkpoint: str | os.PathLike | StateDict,
+    model: str = "auto",
+    *,
+    scale: int | None = None,
+    allow_pickle: bool = False,
+    param_key: str | None = None,
+    **config: Any,
+) -> nn.Module:
+    """Build the model a checkpoint belongs to and load it (strict).
+
+    ``model="auto"`` recognises the architecture and its configuration from the tensor shapes. Naming a model
+    (``model="imdn"``) skips detection but still infers the hyper-parameters it can from the shapes, unless given.
+    """
+    if isinstance(checkpoint, Mapping):
+        state_dict, source = dict(checkpoint), "state dict"
+    else:
+        source = str(checkpoint)
+        state_dict = load_state_dict(checkpoint, allow_pickle=allow_pickle, param_key=param_key)
+
+    if model == "auto":
+        matches = detect_architecture(state_dict)
+        if scale is not None:
+            matches = [m for m in matches if m.config.get("scale", scale) == scale or _multi_scale(m)]
+        if not matches:
+            raise CheckpointError(describe_unknown(state_dict, source))
+        if len({m.arch for m in matches}) > 1:
+            raise CheckpointError(
+                f"{source}: fits several architectures: {'; '.join(m.describe() for m in matches)}. Choose one with --model"
+            )
+        match = matches[0]
+        cfg = {**match.config, **config}
+        name = match.arch
+    else:
+        variant = get_variant(model)
+        spec = all_archs()[variant.arch]
+        proposal: dict[str, Any] = {}
+        if spec.detect is not None:
+            try:
+                proposal = dict(spec.detect(state_dict) or {})
+            except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+                proposal = {}
+        cfg = {**variant.config, **proposal, **config}
+        name = variant.arch
+        if not proposal:
+            name = variant.name
+            cfg = dict(config)
+    if scale is not None:
+        built_scale = cfg.get("scale")
+        if built_scale is not None and built_scale != scale:
+            spec = all_archs()[all_variants()[name].arch]
+            if not getattr(spec.builder, "multi_scale", False):
+                raise ConfigError(f"{source}: checkpoint is for x{built_scale}, but x{scale} was asked for")
+        else:
+            cfg["scale"] = scale
+    net = create_model(name, **cfg)
+    load_into(net, state_dict, source=source)
+    if scale is not None and hasattr(net, "set_scale"):
+        net.set_scale(scale)
+    net.eval()
+    return net
+
+
+def _multi_scale(match: Match) -> bool:
+    return bool(getattr(all_archs()[match.arch].builder, "multi_scale", False))

@@ -1,0 +1,73 @@
+"""Shared fixtures: where ../shared is (tests skip with a reason when it is absent) and spandrel as a reference."""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LITESR_SHARED", REPO.parent / "shared"))
+DATASETS = SHARED / "datasets"
+WEIGHTS = SHARED / "weights"
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def require(path: Path) -> Path:
+    """Skip the calling test (with the path in the reason) when a shared resource is absent."""
+    if not path.exists():
+        pytest.skip(f"{path} not found (tests that need ../shared skip without it; set LITESR_SHARED to point elsewhere)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    return require(DATASETS)
+
+
+@pytest.fixture(scope="session")
+def weights_dir() -> Path:
+    return require(WEIGHTS)
+
+
+def _stub_torchvision() -> None:
+    """spandrel imports torchvision.transforms.functional; torchvision does not install with this torch."""
+    if "torchvision.transforms.functional" in sys.modules:
+        return
+    tv = types.ModuleType("torchvision")
+    transforms = types.ModuleType("torchvision.transforms")
+    functional = types.ModuleType("torchvision.transforms.functional")
+
+    class InterpolationMode:
+        NEAREST = "nearest"
+        BILINEAR = "bilinear"
+        BICUBIC = "bicubic"
+
+    def _unavailable(*_args, **_kwargs):
+        raise RuntimeError("torchvision stub: not available in tests")
+
+    functional.InterpolationMode = InterpolationMode
+    functional.rotate = _unavailable
+    functional.normalize = _unavailable
+    transforms.functional = functional
+    transforms.InterpolationMode = InterpolationMode
+    tv.transforms = transforms
+    sys.modules.setdefault("torchvision", tv)
+    sys.modules.setdefault("torchvision.transforms", transforms)
+    sys.modules.setdefault("torchvision.transforms.functional", functional)
+
+
+@pytest.fixture(scope="session")
+def spandrel():
+    """The spandrel package as a reference implementation; skips when it is not installed."""
+    _stub_torchvision()
+    try:
+        import spandrel as sp
+    except ImportError as exc:
+        pytest.skip(f"spandrel not installed ({exc}); `pip install --no-deps spandrel==0.4.2` enables this test")
+    return sp
