@@ -1,8 +1,8 @@
 """litesr: lightweight single-image super-resolution.
 
-    >>> import litesr
-    >>> model = litesr.create_model("imdn", scale=4)
-    >>> model = litesr.load_model("IMDN_x4.pth")          # architecture and config read off the tensor shapes
+>>> import litesr
+>>> model = litesr.create_model("imdn", scale=4)
+>>> model = litesr.load_model("IMDN_x4.pth")          # architecture and config read off the tensor shapes
 """
 
 from __future__ import annotations

@@ -44,7 +44,15 @@ def read_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False) -> A
             f"{path}: refused to unpickle arbitrary objects ({first[:160]}). If you trust the file, convert it once with "
             "`litesr convert --allow-pickle IN OUT.safetensors` (or pass allow_pickle=True)"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError, ModuleNotFoundError) as exc:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        AttributeError,
+        ModuleNotFoundError,
+    ) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({msg[:200]})") from None
 
@@ -98,12 +106,16 @@ def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], *, source: str
             parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
         if wrong:
             k = wrong[0]
-            parts.append(f"{len(wrong)} of other shape (e.g. {k}: {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)})")
+            parts.append(
+                f"{len(wrong)} of other shape (e.g. {k}: {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)})"
+            )
         raise CheckpointError(f"{source}: does not fit {arch}: " + "; ".join(parts))
     model.load_state_dict(state_dict, strict=True)
 
 
-def save_safetensors(state_dict: Mapping[str, Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+def save_safetensors(
+    state_dict: Mapping[str, Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None
+) -> None:
     """Write atomically: a temporary file in the same folder, renamed over the target."""
     from safetensors.torch import save_file
 

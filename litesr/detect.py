@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from .checkpoint import load_into, load_state_dict
 from .errors import CheckpointError, ConfigError
@@ -82,7 +82,8 @@ def closest_architectures(state_dict: StateDict, n: int = 3) -> list[tuple[str, 
 def describe_unknown(state_dict: StateDict, source: str) -> str:
     close = closest_architectures(state_dict)
     hints = "; ".join(
-        f"{name} ({overlap:.0%} of keys shared; unmatched e.g. {', '.join(extra[:3]) or '-'})" for name, overlap, extra in close
+        f"{name} ({overlap:.0%} of keys shared; unmatched e.g. {', '.join(extra[:3]) or '-'})"
+        for name, overlap, extra in close
     )
     return f"{source}: no litesr architecture fits this state dict ({len(state_dict)} tensors). Closest: {hints}"
 

@@ -94,7 +94,11 @@ def register_variant(
         raise RuntimeError(f"variant {name!r} registered twice")
     _check_config(_ARCHS[arch], config or {}, name)
     _VARIANTS[name] = Variant(
-        name, arch, dict(config or {}), description or _ARCHS[arch].description, dict(paper_params or {}),
+        name,
+        arch,
+        dict(config or {}),
+        description or _ARCHS[arch].description,
+        dict(paper_params or {}),
         dict(pretrained or {}),
     )
 

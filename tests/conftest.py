@@ -21,7 +21,9 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 def require(path: Path) -> Path:
     """Skip the calling test (with the path in the reason) when a shared resource is absent."""
     if not path.exists():
-        pytest.skip(f"{path} not found (tests that need ../shared skip without it; set LITESR_SHARED to point elsewhere)")
+        pytest.skip(
+            f"{path} not found (tests that need ../shared skip without it; set LITESR_SHARED to point elsewhere)"
+        )
     return path
 
 

@@ -10,8 +10,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="convert a checkpoint (.pth/.pt, optionally pickled) to .safetensors")
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
-    p.add_argument("--allow-pickle", action="store_true",
-                   help="unpickle arbitrary objects (runs code from the file: only for files you trust)")
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="unpickle arbitrary objects (runs code from the file: only for files you trust)",
+    )
     p.add_argument("--param-key", default=None, help="take the state dict under this key (default: auto)")
     p.set_defaults(run=run)
 

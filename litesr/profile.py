@@ -1,0 +1,330 @@
+"""Honest efficiency figures: parameters, MACs/FLOPs by operator, activations, peak memory and latency.
+
+One counting rule for every model (papers differ; see docs/efficiency.md):
+- MACs (Mult-Adds) count every multiply-accumulate of convolutions, transposed convolutions, linear layers, matrix
+  products and attention (``bmm``/``matmul``/scaled-dot-product attention: Q@K^T and A@V). This is the column SR
+  papers print; NTIRE's conv-only counter misses the attention matmuls.
+- Interpolation (bilinear/bicubic/nearest), normalisation (LayerNorm, BatchNorm, GroupNorm) and softmax are counted
+  apart, as elementary operations, and reported in the per-operator table; they are not MACs.
+- FLOPs = 2 x MACs (one multiply plus one add), the convention of fvcore/torch's FlopCounterMode.
+Counting runs on the meta device, so a 1280x720 output costs no compute and no memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+aten = torch.ops.aten
+
+
+def _numel(shape: Any) -> int:
+    return math.prod(int(s) for s in shape)
+
+
+def _conv_macs(args: tuple, out: Tensor) -> int:
+    weight = args[1]
+    transposed = bool(args[6]) if len(args) > 6 else False
+    # weight: (Cout, Cin/groups, k...) for conv; (Cin, Cout/groups, k...) for transposed conv
+    kernel = _numel(weight.shape[2:])
+    if transposed:
+        x = args[0]
+        return _numel(x.shape) * int(weight.shape[1]) * kernel
+    return _numel(out.shape) * int(weight.shape[1]) * kernel
+
+
+def _mm_macs(args: tuple, out: Tensor) -> int:
+    a, b = args[0], args[1]
+    return int(a.shape[0]) * int(a.shape[1]) * int(b.shape[1])
+
+
+def _addmm_macs(args: tuple, out: Tensor) -> int:
+    return _mm_macs(args[1:], out)
+
+
+def _bmm_macs(args: tuple, out: Tensor) -> int:
+    a, b = args[0], args[1]
+    return int(a.shape[0]) * int(a.shape[1]) * int(a.shape[2]) * int(b.shape[2])
+
+
+def _baddbmm_macs(args: tuple, out: Tensor) -> int:
+    return _bmm_macs(args[1:], out)
+
+
+def _sdpa_macs(args: tuple, out: Tensor | tuple) -> int:
+    q, k, v = args[0], args[1], args[2]
+    batch = _numel(q.shape[:-2])
+    lq, d = int(q.shape[-2]), int(q.shape[-1])
+    lk, dv = int(k.shape[-2]), int(v.shape[-1])
+    return batch * lq * lk * (d + dv)
+
+
+# aten op -> (category, MAC function). Categories are the rows of the per-operator table.
+_MAC_OPS: dict[Any, tuple[str, Callable[[tuple, Any], int]]] = {
+    aten.convolution.default: ("conv", _conv_macs),
+    aten.mm.default: ("matmul", _mm_macs),
+    aten.addmm.default: ("matmul", _addmm_macs),
+    aten.bmm.default: ("matmul", _bmm_macs),
+    aten.baddbmm.default: ("matmul", _baddbmm_macs),
+    aten._scaled_dot_product_flash_attention_for_cpu.default: ("attention", _sdpa_macs),
+    aten._scaled_dot_product_efficient_attention.default: ("attention", _sdpa_macs),
+    aten._scaled_dot_product_flash_attention.default: ("attention", _sdpa_macs),
+    aten._scaled_dot_product_cudnn_attention.default: ("attention", _sdpa_macs),
+    aten.scaled_dot_product_attention.default: ("attention", _sdpa_macs),
+}
+
+# Elementary operations per output element for the ops that are not MACs but cost real work.
+_ELEMENT_OPS: dict[Any, tuple[str, int]] = {
+    aten.upsample_bilinear2d.vec: ("interpolate", 4 * 2),
+    aten.upsample_bilinear2d.default: ("interpolate", 4 * 2),
+    aten.upsample_bicubic2d.vec: ("interpolate", 16 * 2),
+    aten.upsample_bicubic2d.default: ("interpolate", 16 * 2),
+    aten.upsample_nearest2d.vec: ("interpolate", 1),
+    aten.upsample_nearest2d.default: ("interpolate", 1),
+    aten.native_layer_norm.default: ("normalisation", 5),
+    aten.native_group_norm.default: ("normalisation", 5),
+    aten.native_batch_norm.default: ("normalisation", 2),
+    aten._native_batch_norm_legit_no_training.default: ("normalisation", 2),
+    aten._softmax.default: ("softmax", 3),
+}
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts MACs by category, elementary ops of interpolation/normalisation, and conv output elements."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.macs: dict[str, int] = defaultdict(int)
+        self.element_ops: dict[str, int] = defaultdict(int)
+        self.conv_activations = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        out = func(*args, **(kwargs or {}))
+        packet = func._overloadpacket
+        if func in _MAC_OPS:
+            category, fn = _MAC_OPS[func]
+            first = out[0] if isinstance(out, tuple) else out
+            self.macs[category] += fn(args, first)
+            if category == "conv":
+                self.conv_activations += first.numel()
+        elif func in _ELEMENT_OPS:
+            category, per_element = _ELEMENT_OPS[func]
+            first = out[0] if isinstance(out, tuple) else out
+            self.element_ops[category] += per_element * first.numel()
+        elif packet in (aten.upsample_bilinear2d, aten.upsample_bicubic2d, aten.upsample_nearest2d):
+            first = out[0] if isinstance(out, tuple) else out
+            self.element_ops["interpolate"] += first.numel()
+        return out
+
+
+@dataclass
+class OpCount:
+    input_hw: tuple[int, int]
+    output_hw: tuple[int, int]
+    macs: dict[str, int]
+    element_ops: dict[str, int]
+    conv_activations: int
+
+    @property
+    def total_macs(self) -> int:
+        return sum(self.macs.values())
+
+    @property
+    def conv_macs(self) -> int:
+        return self.macs.get("conv", 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["total_macs"] = self.total_macs
+        d["total_flops"] = 2 * self.total_macs
+        return d
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    """The same architecture on the meta device (no memory, no compute), so counting is free at any size."""
+    import copy
+
+    meta = copy.deepcopy(model).to("meta") if any(p.device.type != "meta" for p in model.parameters()) else model
+    return meta
+
+
+def count_ops(model: nn.Module, input_hw: tuple[int, int], in_channels: int | None = None) -> OpCount:
+    """Count the operations of one forward pass on an input of ``input_hw`` (LR size), batch 1."""
+    from .inference import model_contract, run_model
+
+    _, color_space, _, scale = model_contract(model)
+    channels = in_channels or 3
+    meta = _meta_copy(model).eval()
+    x = torch.zeros(1, channels, *input_hw, device="meta")
+    counter = OpCounter()
+    with torch.no_grad(), counter:
+        if color_space == "y":
+            # Count the network only: Cb/Cr interpolation is the engine's, not the model's.
+            meta(x[:, :1])
+        else:
+            run_model(meta, x)
+    return OpCount(
+        tuple(input_hw),
+        (input_hw[0] * scale, input_hw[1] * scale),
+        dict(counter.macs),
+        dict(counter.element_ops),
+        counter.conv_activations,
+    )
+
+
+def lr_size_for_output(output_hw: tuple[int, int], scale: int) -> tuple[int, int]:
+    """LR size whose xs output is (about) ``output_hw``: 1280x720 at x3 gives 427x240, as SwinIR counts."""
+    return (round(output_hw[0] / scale), round(output_hw[1] / scale))
+
+
+def _rss_peak_reset() -> bool:
+    """Reset the kernel's peak-RSS counter of this process (Linux >= 4.0); False where not possible."""
+    try:
+        with open(f"/proc/{os.getpid()}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _rss_kib(field_name: str) -> int | None:
+    try:
+        with open(f"/proc/{os.getpid()}/status") as f:
+            for line in f:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class Latency:
+    precision: str
+    threads: int
+    device: str
+    median_ms: float
+    min_ms: float
+    runs: int
+    peak_memory_mb: float | None = None
+
+
+def measure_latency(
+    model: nn.Module,
+    input_hw: tuple[int, int],
+    *,
+    precision: str = "fp32",
+    device: str = "cpu",
+    threads: int | None = None,
+    warmup: int = 2,
+    runs: int = 5,
+    channels_last: bool | None = None,
+) -> Latency:
+    """Median wall time of ``runs`` forward passes after ``warmup`` (CUDA events on GPU), and the peak memory."""
+    from .inference import run_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    model = model.to(device).eval()
+    x = torch.rand(1, 3, *input_hw, device=device)
+    use_cl = channels_last if channels_last is not None else precision != "fp32"
+    if use_cl:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    if dtype is torch.float16 and device == "cpu":
+        raise ValueError("fp16 inference is supported on CUDA only; use bf16 on CPU")
+
+    def once() -> None:
+        with (
+            torch.inference_mode(),
+            torch.autocast(device_type=device.split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None),
+        ):
+            run_model(model, x)
+
+    for _ in range(warmup):
+        once()
+    times = []
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    reset = not cuda and _rss_peak_reset()
+    for _ in range(runs):
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            once()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            once()
+            times.append((time.perf_counter() - t0) * 1000)
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        hwm = _rss_kib("VmHWM") if reset else None
+        peak = hwm / 1024 if hwm is not None else None
+    return Latency(precision, torch.get_num_threads(), device, statistics.median(times), min(times), runs, peak)
+
+
+@dataclass
+class Profile:
+    model: str
+    scale: int
+    params: int
+    ops_720p: OpCount
+    ops_256: OpCount
+    latency: list[Latency] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "scale": self.scale,
+            "params": self.params,
+            "ops_1280x720_output": self.ops_720p.to_dict(),
+            "ops_256x256_input": self.ops_256.to_dict(),
+            "latency": [asdict(lat) for lat in self.latency],
+            "counting_rule": "MACs: conv, linear, matmul, attention; FLOPs = 2 x MACs; meta-device dispatch count",
+        }
+
+
+def profile_model(
+    model: nn.Module,
+    name: str,
+    *,
+    latency_hw: tuple[int, int] | None = None,
+    precisions: tuple[str, ...] = (),
+    threads: tuple[int, ...] = (),
+    device: str = "cpu",
+    runs: int = 5,
+) -> Profile:
+    from .inference import model_contract
+
+    scale = model_contract(model)[3]
+    params = sum(p.numel() for p in model.parameters())
+    prof = Profile(
+        name,
+        scale,
+        params,
+        count_ops(model, lr_size_for_output((720, 1280), scale)),
+        count_ops(model, (256, 256)),
+    )
+    if latency_hw is not None:
+        for thr in threads or (torch.get_num_threads(),):
+            for prec in precisions or ("fp32",):
+                prof.latency.append(
+                    measure_latency(model, latency_hw, precision=prec, device=device, threads=thr, runs=runs)
+                )
+    return prof
