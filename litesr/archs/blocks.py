@@ -13,10 +13,10 @@ from torch import Tensor, nn
 
 
 def conv(in_channels: int, out_channels: int, kernel_size: int = 3, *, bias: bool = True, stride: int = 1,
-         groups: int = 1, dilation: int = 1) -> nn.Conv2d:
+         groups: int = 1, dilation: int = 1, padding_mode: str = "zeros") -> nn.Conv2d:
     """A 'same'-padded convolution (padding = dilation * (k - 1) / 2), the default layer of most SR code."""
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=dilation * (kernel_size - 1) // 2,
-                     bias=bias, groups=groups, dilation=dilation)
+                     bias=bias, groups=groups, dilation=dilation, padding_mode=padding_mode)
 
 
 def pixelshuffle_block(in_channels: int, out_channels: int, scale: int, kernel_size: int = 3) -> nn.Sequential:
@@ -107,6 +107,17 @@ class LayerNorm2d(nn.Module):
         y = (x - mu) / torch.sqrt(var + self.eps)
         y = y * self.weight.view(1, -1, 1, 1)
         return y + self.bias.view(1, -1, 1, 1) if self.bias is not None else y
+
+
+class BodyLayerNorm(nn.Module):
+    """Restormer's ``LayerNorm(dim, 'WithBias')``: channel LayerNorm (eps 1e-6) with its parameters under ``body``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = LayerNorm2d(channels, eps=1e-6)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
 
 
 def pad_to_multiple(x: Tensor, multiple: int, mode: str = "reflect") -> tuple[Tensor, int, int]:
