@@ -41,8 +41,9 @@ def read_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False) -> A
             raise CheckpointError(f"{path}: cannot unpickle ({exc})") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported global"
         raise CheckpointError(
-            f"{path}: refused to unpickle arbitrary objects ({first[:160]}). If you trust the file, convert it once with "
-            "`litesr convert --allow-pickle IN OUT.safetensors` (or pass allow_pickle=True)"
+            f"{path}: refused to unpickle arbitrary objects ({first[:160]}). "
+            "If you trust the file, convert it once with `litesr convert --allow-pickle IN OUT.safetensors` "
+            "(or pass allow_pickle=True)"
         ) from None
     except (
         RuntimeError,

@@ -116,7 +116,8 @@ def load_model(
             raise CheckpointError(describe_unknown(state_dict, source))
         if len({m.arch for m in matches}) > 1:
             raise CheckpointError(
-                f"{source}: fits several architectures: {'; '.join(m.describe() for m in matches)}. Choose one with --model"
+                f"{source}: fits several architectures: {'; '.join(m.describe() for m in matches)}. "
+                "Choose one with --model"
             )
         match = matches[0]
         cfg = {**match.config, **config}
