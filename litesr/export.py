@@ -1,0 +1,82 @@
+"""ONNX export with dynamic height and width, and an onnxruntime backend that behaves like a torch model."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .errors import LitesrError
+from .inference import model_contract, run_model
+
+
+class _ContractWrapper(nn.Module):
+    """Bakes the model's contract (input range, pad multiple) into the graph: [0, 1] RGB in, [0, 1] RGB out."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return run_model(self.model, x).clamp(0, 1)
+
+
+def export_onnx(
+    model: nn.Module, path: str | os.PathLike, *, opset: int = 17, sample_hw: tuple[int, int] = (64, 64)
+) -> Path:
+    """Write ``model`` as ONNX with dynamic batch, height and width; input and output are RGB in [0, 1]."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        raise LitesrError("ONNX export needs the onnx package: pip install 'litesr[onnx]'") from exc
+    _, color_space, _, _ = model_contract(model)
+    if color_space != "rgb":
+        raise LitesrError(f"{getattr(model, 'litesr_arch', type(model).__name__)}: only RGB models export to ONNX")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = _ContractWrapper(model.eval()).eval()
+    sample = torch.rand(1, 3, *sample_hw)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                wrapper,
+                (sample,),
+                tmp,
+                input_names=["lr"],
+                output_names=["sr"],
+                dynamic_axes={
+                    "lr": {0: "batch", 2: "height", 3: "width"},
+                    "sr": {0: "batch", 2: "out_height", 3: "out_width"},
+                },
+                opset_version=opset,
+                dynamo=False,
+            )
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class OnnxModel:
+    """An onnxruntime session with the call signature of a litesr model on [0, 1] RGB batches."""
+
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise LitesrError("the ONNX backend needs onnxruntime: pip install 'litesr[onnx]'") from exc
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: Tensor) -> Tensor:
+        out = self.session.run(["sr"], {"lr": np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)})[0]
+        return torch.from_numpy(out)
