@@ -1,0 +1,1 @@
+"""Datasets: training patches (``litesr.data.train``)."""

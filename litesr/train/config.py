@@ -1,0 +1,327 @@
+"""Training configs: BasicSR-like YAML checked against a schema, so a typo is an error and never a silent default.
+
+    cfg = load_config("configs/ssiu_x2.yml", overrides=["train.batch_size=8"])
+
+The schema is :data:`DEFAULTS`: every key a config may set, with its default. Unknown keys anywhere raise
+:class:`~litesr.errors.ConfigError` naming the file, the dotted key and the closest valid key. A trainer type may add
+keys under ``train`` (see :attr:`litesr.train.Trainer.extra_config`).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+# A mapping whose keys are not checked here (model options are checked against the architecture's constructor).
+FREE: dict[str, Any] = {"__free__": True}
+
+DEFAULTS: dict[str, Any] = {
+    "name": None,  # run name; default "<model>_x<scale>"
+    "seed": 0,
+    "deterministic": False,  # torch.use_deterministic_algorithms + no cuDNN benchmark
+    "output": "runs",  # the run folder is <output>/<name>
+    "device": "auto",  # auto | cpu | cuda | cuda:N
+    "model": {
+        "name": None,  # a zoo model: `litesr models`
+        "scale": 2,
+        "options": FREE,  # constructor options of the architecture
+        "init_from": None,  # warm start from a checkpoint (keys whose shapes differ are skipped)
+    },
+    "datasets": {
+        "train": {
+            "hr_dir": None,  # a folder or a list of folders (DF2K = DIV2K + Flickr2K)
+            "lr_dir": None,  # None: LR made with MATLAB bicubic and cached; "auto": DIV2K layout; or a folder / list
+            "patch_size": 128,  # HR patch side; the LR patch is patch_size / scale
+            "data_repeat": 1,  # each image appears this many times per epoch
+            "flip": True,
+            "rot90": True,
+            "preload": False,  # hold every image in RAM
+            "workers": 4,  # DataLoader worker processes (0 = in the main process)
+            "cache_dir": None,  # where LR made from HR is kept; default <output>/.lr_cache
+        },
+        "val": {"name": None, "hr_dir": None, "lr_dir": None},
+    },
+    "train": {
+        "type": "sr",  # which Trainer class (litesr.train.TRAINERS)
+        "iterations": None,  # total optimiser steps; or give epochs
+        "epochs": None,
+        "batch_size": 16,  # total over all processes
+        "optimizer": {
+            "type": "adamw",
+            "lr": 1e-3,
+            "betas": [0.9, 0.99],
+            "weight_decay": 1e-4,
+            "eps": 1e-8,
+            "fused": "auto",  # fused kernels where torch has them (CPU and CUDA)
+        },
+        "scheduler": {
+            "type": "cosine",  # constant | multistep | cosine | cosine_restarts
+            "warmup_iters": 0,  # linear warm-up from 0 (all types)
+            "eta_min": 1e-6,  # cosine, cosine_restarts: the final learning rate
+            "milestones": [],  # multistep: iterations where lr *= gamma
+            "gamma": 0.5,  # multistep
+            "periods": [],  # cosine_restarts: length of each cycle (iterations)
+            "restart_weights": [],  # cosine_restarts: peak lr factor of each cycle (default 1)
+        },
+        "losses": [{"type": "l1", "weight": 1.0}],
+        "ema": {"enabled": True, "decay": 0.999},  # BasicSR's params_ema
+        "clip_grad": None,  # max gradient norm
+        "precision": "fp32",  # fp32 | bf16 | fp16 (CUDA) | auto
+        "channels_last": "auto",  # on with bf16/fp16
+        "compile": False,  # torch.compile the model
+        "max_nan_steps": 10,  # stop after this many non-finite losses in a row
+    },
+    "val": {
+        "every": 5000,  # iterations; 0 = never
+        "datasets": [],  # more validation sets: folders of HR images or {name, hr_dir, lr_dir}
+    },
+    "checkpoint": {
+        "every": 5000,  # iterations; the last checkpoint is always written at the end
+        "keep_history": False,  # also keep net_iter<N>.safetensors
+    },
+    "logger": {
+        "print_every": 100,
+        "jsonl": True,  # <run>/metrics.jsonl
+        "tensorboard": "auto",  # when the tensorboard package is installed
+        "progress": "auto",  # rich progress bar on a terminal, plain lines otherwise
+    },
+}
+
+SCHEDULER_KEYS = {
+    "constant": {"type", "warmup_iters"},
+    "multistep": {"type", "warmup_iters", "milestones", "gamma"},
+    "cosine": {"type", "warmup_iters", "eta_min"},
+    "cosine_restarts": {"type", "warmup_iters", "eta_min", "periods", "restart_weights"},
+}
+OPTIMIZER_KEYS = {
+    "adam": {"type", "lr", "betas", "weight_decay", "eps", "fused"},
+    "adamw": {"type", "lr", "betas", "weight_decay", "eps", "fused"},
+}
+VAL_DATASET_KEYS = {"name", "hr_dir", "lr_dir"}
+
+
+def default_config(extra_train: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A deep copy of the schema, with a trainer's extra ``train`` keys."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if extra_train:
+        cfg["train"].update(copy.deepcopy(dict(extra_train)))
+    return cfg
+
+
+def _hint(key: str, valid: Sequence[str], prefix: str) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    return f" (did you mean {prefix + close[0]!r}?)" if close else ""
+
+
+def _coerce(value: Any, default: Any, where: str, source: str) -> Any:
+    """Light type checks against the default's type; numbers written as strings (YAML's ``1e-3``) become floats."""
+    if default is None or value is None or isinstance(default, str):
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {where} must be true or false, not {value!r}")
+        return value
+    if isinstance(default, int | float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{source}: {where} must be a number, not {value!r}")
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{source}: {where} must be a number, not {value!r}") from None
+        if isinstance(default, int) and not isinstance(default, bool):
+            if not float(value).is_integer():
+                raise ConfigError(f"{source}: {where} must be an integer, not {value!r}")
+            return int(value)
+        return float(value)
+    return value
+
+
+def merge_checked(base: dict[str, Any], update: Mapping[str, Any], source: str, path: str = "") -> None:
+    """Merge ``update`` into ``base`` in place; keys absent from ``base`` raise ConfigError with a did-you-mean."""
+    for key, value in update.items():
+        key = str(key)
+        where = f"{path}{key}"
+        if base.get("__free__"):
+            base[key] = value
+            continue
+        if key not in base:
+            valid = [k for k in base if k != "__free__"]
+            raise ConfigError(f"{source}: unknown key {where!r}{_hint(key, valid, path)}")
+        current = base[key]
+        if isinstance(current, dict) and (current.get("__free__") or current):
+            if value is None:
+                continue
+            if not isinstance(value, Mapping):
+                # A validation set may be given as a bare folder.
+                if where == "datasets.val" and isinstance(value, str):
+                    value = {"hr_dir": value}
+                else:
+                    raise ConfigError(f"{source}: {where} must be a mapping of keys, not {value!r}")
+            if current.get("__free__"):
+                current = base[key] = {"__free__": True}
+            merge_checked(current, value, source, f"{where}.")
+        else:
+            base[key] = _coerce(value, current, where, source)
+
+
+def strip_free_markers(cfg: Any) -> Any:
+    if isinstance(cfg, dict):
+        return {k: strip_free_markers(v) for k, v in cfg.items() if k != "__free__"}
+    if isinstance(cfg, list):
+        return [strip_free_markers(v) for v in cfg]
+    return cfg
+
+
+def _check_choices(cfg: dict[str, Any], source: str) -> None:
+    train = cfg["train"]
+    for section, table in (("scheduler", SCHEDULER_KEYS), ("optimizer", OPTIMIZER_KEYS)):
+        kind = str(train[section]["type"]).lower()
+        if kind not in table:
+            raise ConfigError(f"{source}: train.{section}.type {kind!r} is not one of {', '.join(table)}"
+                              f"{_hint(kind, list(table), '')}")
+        train[section]["type"] = kind
+    precision = str(train["precision"]).lower()
+    if precision not in ("fp32", "bf16", "fp16", "auto"):
+        raise ConfigError(f"{source}: train.precision {precision!r} is not one of fp32, bf16, fp16, auto")
+    train["precision"] = precision
+    val_sets = cfg["val"]["datasets"]
+    if not isinstance(val_sets, list):
+        raise ConfigError(f"{source}: val.datasets must be a list of folders or {{name, hr_dir, lr_dir}} entries")
+    for i, entry in enumerate(val_sets):
+        if isinstance(entry, Mapping):
+            for key in entry:
+                if key not in VAL_DATASET_KEYS:
+                    raise ConfigError(f"{source}: unknown key 'val.datasets[{i}].{key}'"
+                                      f"{_hint(str(key), sorted(VAL_DATASET_KEYS), f'val.datasets[{i}].')}")
+        elif not isinstance(entry, str):
+            raise ConfigError(f"{source}: val.datasets[{i}] must be a folder or a mapping, not {entry!r}")
+    if not isinstance(train["losses"], list):
+        raise ConfigError(f"{source}: train.losses must be a list of {{type, weight}} entries")
+
+
+def used_keys_check(cfg: Mapping[str, Any], user: Mapping[str, Any], source: str) -> None:
+    """Keys a user set for a scheduler/optimiser type that does not use them are typos too."""
+    for section, table in (("scheduler", SCHEDULER_KEYS), ("optimizer", OPTIMIZER_KEYS)):
+        given = (user.get("train") or {}).get(section) or {}
+        kind = cfg["train"][section]["type"]
+        for key in given:
+            if key not in table[kind]:
+                raise ConfigError(f"{source}: train.{section}.{key} is not used by the {kind!r} {section} "
+                                  f"(its keys: {', '.join(sorted(table[kind]))})")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: invalid YAML{where} ({getattr(exc, 'problem', None) or exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def packaged_configs_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "configs"
+
+
+def resolve_config_path(name: str | os.PathLike) -> Path:
+    """A config file path, or a shipped config's name (``ssiu_x2``) from ``litesr/configs``."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    if path.suffix == "" and path.parent == Path("."):
+        for folder in (packaged_configs_dir(), Path("configs")):
+            candidate = folder / f"{path.name}.yml"
+            if candidate.is_file():
+                return candidate
+        shipped = sorted(p.stem for p in packaged_configs_dir().glob("*.yml"))
+        raise ConfigError(f"{name}: no such config file or shipped config{_hint(path.name, shipped, '')}; "
+                          f"shipped: {', '.join(shipped) or 'none'}")
+    raise ConfigError(f"{path}: no such config file")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.batch_size=8`` -> (["train", "batch_size"], 8); the value is read as YAML (lists, numbers, null)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.subkey=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return [k for k in key.strip().split(".") if k], value
+
+
+def nest(keys: Sequence[str], value: Any) -> dict[str, Any]:
+    out: Any = value
+    for key in reversed(keys):
+        out = {key: out}
+    return out
+
+
+def build_config(
+    base: Mapping[str, Any] | None = None,
+    *,
+    source: str = "config",
+    overrides: Sequence[str] = (),
+    flags: Mapping[str, Any] | None = None,
+    extra_train: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Schema defaults <- ``base`` (a parsed YAML) <- ``flags`` (nested, from command-line options) <- ``overrides``
+    (dotted ``key=value``), validated."""
+    from .trainer import trainer_class
+
+    base = dict(base or {})
+    override_maps = [nest(*parse_override(o)) for o in overrides]
+    sources = [("command-line options", dict(flags))] if flags else []
+    sources += [(f"override {text!r}", o) for text, o in zip(overrides, override_maps)]
+    # The trainer type decides which extra keys `train` has, so find it before validating.
+    kind = str(((base.get("train") or {}).get("type")) or "sr")
+    for _, o in sources:
+        if isinstance(o.get("train"), Mapping) and "type" in o["train"]:
+            kind = str(o["train"]["type"])
+    extra = dict(extra_train or {})
+    extra.update(trainer_class(kind, source).extra_config)
+    cfg = default_config(extra)
+    merge_checked(cfg, base, source)
+    for where, o in sources:
+        merge_checked(cfg, o, where)
+    cfg = strip_free_markers(cfg)
+    _check_choices(cfg, source)
+    used_keys_check(cfg, base, source)
+    for where, o in sources:
+        used_keys_check(cfg, o, where)
+    if cfg["model"]["name"] is None:
+        raise ConfigError(f"{source}: model.name is not set (a zoo model, e.g. ssiu; `litesr models` lists them)")
+    if cfg["name"] is None:
+        cfg["name"] = f"{cfg['model']['name']}_x{cfg['model']['scale']}"
+    return cfg
+
+
+def load_config(
+    path: str | os.PathLike, overrides: Sequence[str] = (), flags: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Read, merge over the defaults and validate a YAML config (a path or a shipped config's name)."""
+    resolved = resolve_config_path(path)
+    return build_config(read_yaml(resolved), source=str(resolved), overrides=overrides, flags=flags)
+
+
+def dump_config(cfg: Mapping[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(dict(cfg), sort_keys=False), encoding="utf-8")
