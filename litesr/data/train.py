@@ -294,3 +294,19 @@ def seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
+
+
+def make_synthetic_set(folder: str | os.PathLike, count: int = 4, size: int = 48, seed: int = 0) -> Path:
+    """Write ``count`` smooth random RGB PNGs (``size`` x ``size``) to ``folder``: for smoke tests and examples."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    for i in range(count):
+        freq = rng.uniform(2.0, 9.0, size=(3, 2))
+        phase = rng.uniform(0, 2 * np.pi, size=3)
+        img = np.stack([np.sin(freq[c, 0] * 2 * np.pi * x + phase[c]) * np.cos(freq[c, 1] * 2 * np.pi * y)
+                        for c in range(3)], axis=-1)
+        img = 0.5 + 0.4 * img + 0.05 * rng.standard_normal((size, size, 3))
+        Image.fromarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8)).save(folder / f"{i:04d}.png")
+    return folder

@@ -266,6 +266,7 @@ class Trainer:
         if state is None and resume is not None:
             state = read_state(resume)
         self._seed_everything(int(cfg["seed"]))
+        self._was_deterministic = torch.are_deterministic_algorithms_enabled()
         if cfg["deterministic"]:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
@@ -492,7 +493,9 @@ class Trainer:
                 "nonfinite_steps": self.nan_total}
 
     def close(self) -> None:
+        """Leave the process as it was: the process group (when this trainer made it), deterministic mode."""
         self.dist.close()
+        torch.use_deterministic_algorithms(self._was_deterministic)
 
     @property
     def epoch(self) -> int:
