@@ -28,7 +28,7 @@ class _ContractWrapper(nn.Module):
 def export_onnx(
     model: nn.Module, path: str | os.PathLike, *, opset: int = 17, sample_hw: tuple[int, int] = (64, 64)
 ) -> Path:
-    """Write ``model`` as ONNX with dynamic batch, height and width; input and output are RGB in [0, 1]."""
+    """Write ``model`` as ONNX with dynamic height and width (batch 1); input and output are RGB in [0, 1]."""
     try:
         import onnx  # noqa: F401
     except ImportError as exc:
@@ -43,20 +43,20 @@ def export_onnx(
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        dynamic = torch.export.Dim.DYNAMIC
         with torch.no_grad():
-            torch.onnx.export(
+            # torch.export traces sizes symbolically, so padding to window multiples stays dynamic in the graph
+            program = torch.onnx.export(
                 wrapper,
                 (sample,),
-                tmp,
                 input_names=["lr"],
                 output_names=["sr"],
-                dynamic_axes={
-                    "lr": {0: "batch", 2: "height", 3: "width"},
-                    "sr": {0: "batch", 2: "out_height", 3: "out_width"},
-                },
+                dynamic_shapes={"x": {2: dynamic, 3: dynamic}},
                 opset_version=opset,
-                dynamo=False,
+                dynamo=True,
+                verbose=False,
             )
+            program.save(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -35,7 +35,7 @@ def test_onnx_matches_torch_at_sizes_other_than_the_export_size(tmp_path, name, 
     model = _build(name, config, 2)
     path = export_onnx(model, tmp_path / f"{name}.onnx", sample_hw=(32, 32))
     session = OnnxModel(path, threads=2)
-    for h, w in ((32, 32), (23, 41), (17, 9)):
+    for h, w in ((32, 32), (23, 41), (40, 27)):
         x = torch.rand(1, 3, h, w)
         with torch.no_grad():
             ref = run_model(model, x).clamp(0, 1)
