@@ -6,6 +6,7 @@ Names of sub-modules follow the official code of the architectures that use them
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -143,3 +144,98 @@ def window_reverse(windows: Tensor, window_size: int, h: int, w: int) -> Tensor:
     b = windows.shape[0] // ((h // window_size) * (w // window_size))
     x = windows.view(b, h // window_size, w // window_size, window_size, window_size, -1)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, -1)
+
+
+# --- Transformer pieces (Swin-style window attention and friends) --------------------------------------------------
+
+
+def drop_path_rates(rate: float, depths: Sequence[int]) -> list[list[float]]:
+    """Stochastic-depth rates rising linearly from 0 to ``rate`` over all blocks, split per stage (Swin/SwinIR rule).
+
+    Plain Python rather than ``torch.linspace(...).item()`` so that building on the meta device works.
+    """
+    total = sum(depths)
+    flat = [rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
+    out, start = [], 0
+    for depth in depths:
+        out.append(flat[start : start + depth])
+        start += depth
+    return out
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the whole residual branch of a sample with probability ``drop_prob`` (training only)."""
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
+class Mlp(nn.Module):
+    """Transformer feed-forward: ``fc1`` -> activation -> dropout -> ``fc2`` -> dropout (timm/Swin key names)."""
+
+    def __init__(self, in_features: int, hidden_features: int | None = None, out_features: int | None = None,
+                 act_layer: Callable[[], nn.Module] = nn.GELU, drop: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden_features or in_features)
+        self.act = act_layer()
+        self.fc2 = nn.Linear(hidden_features or in_features, out_features or in_features)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+def relative_position_index(window_size: int | tuple[int, int], device: torch.device | str | None = None) -> Tensor:
+    """(Wh*Ww, Wh*Ww) int64 index of each token pair's relative offset into a (2Wh-1)*(2Ww-1) bias table (Swin)."""
+    wh, ww = (window_size, window_size) if isinstance(window_size, int) else window_size
+    coords = torch.stack(torch.meshgrid(torch.arange(wh, device=device), torch.arange(ww, device=device),
+                                        indexing="ij")).flatten(1)  # 2, N
+    rel = coords[:, :, None] - coords[:, None, :]  # 2, N, N
+    return (rel[0] + wh - 1) * (2 * ww - 1) + (rel[1] + ww - 1)
+
+
+def shifted_window_mask(height: int, width: int, window_size: int, shift_size: int,
+                        device: torch.device | str | None = None) -> Tensor:
+    """Additive attention mask (nW, ws*ws, ws*ws) of shifted-window attention for a padded H x W feature map.
+
+    After the cyclic shift, a window at the bottom/right edge holds tokens from up to 3 x 3 image regions that are not
+    neighbours; pairs from different regions get -100 (the Swin value), pairs from one region 0. Works for any H, W
+    that are multiples of ``window_size``, so no fixed training size is baked in.
+    """
+
+    def region(n: int) -> Tensor:
+        pos = torch.arange(n, device=device)
+        return (pos >= n - window_size).long() + (pos >= n - shift_size).long()
+
+    ids = (region(height)[:, None] * 3 + region(width)[None, :]).to(torch.float32)
+    windows = window_partition(ids[None, :, :, None], window_size).reshape(-1, window_size * window_size)
+    diff = windows[:, None, :] - windows[:, :, None]
+    return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
+
+
+class DerivedBuffers(nn.Module):
+    """Mixin for modules whose buffers are pure functions of the configuration (relative position indices, masks).
+
+    Official checkpoints carry such buffers, so they stay in the state dict (strict loading needs the keys), but
+    loading keeps the freshly computed values: a checkpoint cast to fp16 or edited cannot corrupt an index table.
+    """
+
+    derived_buffers: tuple[str, ...] = ()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        for name in self.derived_buffers:
+            own, key = getattr(self, name, None), prefix + name
+            if isinstance(own, Tensor) and key in state_dict and tuple(state_dict[key].shape) == tuple(own.shape):
+                state_dict[key] = own
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -1,0 +1,429 @@
+"""SwinIR: Image Restoration Using Swin Transformer (Liang et al., ICCVW 2021).
+
+State-dict names follow the official code (JingyunLiang/SwinIR, ``models/network_swinir.py``): ``conv_first``,
+``patch_embed.norm``, ``layers.i.residual_group.blocks.j.{norm1,attn,norm2,mlp}``, ``layers.i.conv``, ``norm``,
+``conv_after_body`` and the reconstruction (``upsample`` / ``conv_before_upsample`` / ``conv_up*`` / ``conv_last``).
+
+Any input size works: the input is reflect-padded to a multiple of the window inside ``forward`` and the output
+cropped back, and the shifted-window attention mask is computed for the padded size on every call.
+
+Buffers. Official checkpoints store each block's ``attn.relative_position_index`` and, for shifted blocks, an
+``attn_mask`` sized for the training patch (``img_size``: 64 -> 64 windows, 48 -> 36 windows). litesr keeps both as
+persistent buffers with the official shapes, so official files load with ``strict=True`` and litesr files load in
+the official code; their values are recomputed at construction and loading keeps the recomputed values
+(:class:`~litesr.archs.blocks.DerivedBuffers`). The stored ``attn_mask`` is never used: ``forward`` builds the mask
+for the actual size. ``img_size=None`` leaves ``attn_mask`` out of the state dict (compact files, about 1 MB less
+per shifted block).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ..registry import StateDict, register_arch, register_variant
+from .base import SRModel
+from .blocks import (
+    DerivedBuffers,
+    DropPath,
+    Mlp,
+    Upsample,
+    UpsampleOneStep,
+    drop_path_rates,
+    pad_to_multiple,
+    relative_position_index,
+    shifted_window_mask,
+    window_partition,
+    window_reverse,
+)
+
+RGB_MEAN = (0.4488, 0.4371, 0.4040)
+NUM_FEAT = 64  # channels of the classical / real-world reconstruction head, fixed in the official code
+
+
+class WindowAttention(DerivedBuffers):
+    """Window multi-head self-attention with a learned relative position bias table (Swin v1)."""
+
+    derived_buffers = ("relative_position_index",)
+
+    def __init__(self, dim: int, window_size: int, num_heads: int, *, qkv_bias: bool = True,
+                 attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+        super().__init__()
+        self.dim, self.window_size, self.num_heads = dim, window_size, num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
+        self.register_buffer("relative_position_index", relative_position_index(window_size))
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def position_bias(self) -> Tensor:
+        """(heads, N, N) bias of each token pair, gathered from the table."""
+        n = self.window_size**2
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)].view(n, n, -1)
+        return bias.permute(2, 0, 1)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """x: (B*nW, N, C); mask: (nW, N, N) additive, or None."""
+        b_, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b_, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        return self.proj_drop(self.proj(windowed_attention(q, k, v, self.position_bias(), mask, self.scale,
+                                                           self.attn_drop if self.training else 0.0)))
+
+
+def windowed_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, mask: Tensor | None, scale: float,
+                       dropout: float = 0.0) -> Tensor:
+    """softmax(q k^T * scale + bias [+ mask]) v for (B*nW, heads, N, d) windows; returns (B*nW, N, heads*d).
+
+    The shift mask (nW, N, N) repeats over the batch: windows are viewed as (B, nW, ...) so it broadcasts. On CUDA
+    the fused kernel runs; elsewhere the operations of the official code, in its order (bit-identical results).
+    """
+    b_, heads, n, d = q.shape
+    if mask is not None:
+        nw = mask.shape[0]
+        bias = bias.unsqueeze(0) + mask.unsqueeze(1).to(bias.dtype)  # nW, heads, N, N
+        q, k, v = (t.reshape(b_ // nw, nw, heads, n, d) for t in (q, k, v))
+    if q.is_cuda:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout, scale=scale)
+    else:
+        attn = ((q * scale) @ k.transpose(-2, -1) + bias).softmax(dim=-1)
+        out = F.dropout(attn, dropout) @ v if dropout else attn @ v
+    return out.reshape(b_, heads, n, d).transpose(1, 2).reshape(b_, n, heads * d)
+
+
+class SwinTransformerBlock(nn.Module):
+    """Pre-norm Swin block: (shifted) window attention then MLP, each with a residual connection."""
+
+    def __init__(self, dim: int, num_heads: int, window_size: int, shift_size: int, *, mlp_ratio: float = 2.0,
+                 qkv_bias: bool = True, drop_path: float = 0.0, img_size: int | None = None) -> None:
+        super().__init__()
+        self.window_size, self.shift_size = window_size, shift_size
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = self.make_attention(dim, window_size, num_heads, qkv_bias)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        if shift_size > 0 and img_size is not None:
+            # Official layout only: the mask for the training patch; forward computes its own for the actual size.
+            self.register_buffer("attn_mask", shifted_window_mask(img_size, img_size, window_size, shift_size))
+
+    def make_attention(self, dim: int, window_size: int, num_heads: int, qkv_bias: bool) -> nn.Module:
+        return WindowAttention(dim, window_size, num_heads, qkv_bias=qkv_bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        own, key = getattr(self, "attn_mask", None), prefix + "attn_mask"
+        if own is not None and key in state_dict and tuple(state_dict[key].shape) == tuple(own.shape):
+            state_dict[key] = own  # recomputed, never read: keep ours
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def window_attention(self, x: Tensor, h: int, w: int, mask: Tensor | None) -> Tensor:
+        """Cyclic shift, partition, attend, merge, shift back: (B, H*W, C) -> (B, H*W, C)."""
+        b, _, c = x.shape
+        ws, shift = self.window_size, self.shift_size
+        x = x.view(b, h, w, c)
+        if shift:
+            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
+        windows = window_partition(x, ws).view(-1, ws * ws, c)
+        windows = self.attn(windows, mask if shift else None).view(-1, ws, ws, c)
+        x = window_reverse(windows, ws, h, w)
+        if shift:
+            x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
+        return x.reshape(b, h * w, c)
+
+    def forward(self, x: Tensor, h: int, w: int, mask: Tensor | None) -> Tensor:
+        x = x + self.drop_path(self.window_attention(self.norm1(x), h, w, mask))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def residual_conv(dim: int, kind: str) -> nn.Module:
+    """The conv closing a residual group: '1conv' (3x3) or '3conv' (3x3 to dim/4, 1x1, 3x3 back, LeakyReLU 0.2)."""
+    if kind == "1conv":
+        return nn.Conv2d(dim, dim, 3, 1, 1)
+    if kind == "3conv":
+        return nn.Sequential(
+            nn.Conv2d(dim, dim // 4, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(dim // 4, dim // 4, 1, 1, 0), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(dim // 4, dim, 3, 1, 1),
+        )
+    raise ConfigError(f"resi_connection must be '1conv' or '3conv', not {kind!r}")
+
+
+def tokens_to_image(x: Tensor, h: int, w: int) -> Tensor:
+    return x.transpose(1, 2).reshape(x.shape[0], -1, h, w)
+
+
+def image_to_tokens(x: Tensor) -> Tensor:
+    return x.flatten(2).transpose(1, 2)
+
+
+class BasicLayer(nn.Module):
+    """A stage of Swin blocks; odd blocks shift their windows by half a window."""
+
+    def __init__(self, blocks: list[nn.Module]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: Tensor, h: int, w: int, mask: Tensor | None) -> Tensor:
+        for block in self.blocks:
+            x = block(x, h, w, mask)
+        return x
+
+
+class PatchEmbed(nn.Module):
+    """Image -> tokens, optionally normalised (SwinIR: no projection; Swin2SR adds a 1x1 ``proj``)."""
+
+    def __init__(self, dim: int, *, norm: bool, proj: bool = False) -> None:
+        super().__init__()
+        if proj:
+            self.proj = nn.Conv2d(dim, dim, 1)
+        self.norm = nn.LayerNorm(dim) if norm else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if hasattr(self, "proj"):
+            x = self.proj(x)
+        x = image_to_tokens(x)
+        return self.norm(x) if self.norm is not None else x
+
+
+class RSTB(nn.Module):
+    """Residual Swin Transformer Block: a stage of Swin blocks, a conv on the image form, a residual connection."""
+
+    def __init__(self, dim: int, blocks: list[nn.Module], resi_connection: str, *, embed_proj: bool = False) -> None:
+        super().__init__()
+        self.residual_group = BasicLayer(blocks)
+        self.conv = residual_conv(dim, resi_connection)
+        self.patch_embed = PatchEmbed(dim, norm=False, proj=embed_proj)
+
+    def forward(self, x: Tensor, h: int, w: int, mask: Tensor | None) -> Tensor:
+        y = tokens_to_image(self.residual_group(x, h, w, mask), h, w)
+        return self.patch_embed(self.conv(y)) + x
+
+
+def _as_tuple(values: int | Sequence[int], n: int, name: str) -> tuple[int, ...]:
+    out = (values,) * n if isinstance(values, int) else tuple(int(v) for v in values)
+    if len(out) != n:
+        raise ConfigError(f"{name} has {len(out)} entries but depths has {n}")
+    return out
+
+
+def _count(sd: StateDict, pattern: str) -> int:
+    """How many distinct indices fill ``(\\d+)`` in ``pattern`` among the keys."""
+    regex = re.compile(pattern)
+    return len({m.group(1) for k in sd if (m := regex.match(k))})
+
+
+def _pixelshuffle_scale(sd: StateDict, prefix: str, num_feat: int) -> int:
+    """Scale of an ``Upsample`` stack: 2 per (conv to 4C + PS(2)) stage, 3 for a single conv to 9C."""
+    scale, i = 1, 0
+    while f"{prefix}.{i}.weight" in sd:
+        scale *= math.isqrt(sd[f"{prefix}.{i}.weight"].shape[0] // num_feat)
+        i += 2
+    return scale
+
+
+def detect_swin_common(sd: StateDict, heads_key: str, heads_dim: int) -> dict[str, Any] | None:
+    """Hyper-parameters SwinIR and Swin2SR state dicts share; dimension ``heads_dim`` of each stage's first-block
+    ``heads_key`` tensor is its number of heads."""
+    block0 = "layers.0.residual_group.blocks.0."
+    if "conv_first.weight" not in sd or block0 + "norm1.weight" not in sd or block0 + heads_key not in sd:
+        return None
+    embed_dim, in_chans = sd["conv_first.weight"].shape[:2]
+    n_layers = _count(sd, r"layers\.(\d+)\.residual_group\.blocks\.0\.norm1\.weight")
+    depths = tuple(_count(sd, rf"layers\.{i}\.residual_group\.blocks\.(\d+)\.norm1\.weight") for i in range(n_layers))
+    heads = tuple(sd[f"layers.{i}.residual_group.blocks.0.{heads_key}"].shape[heads_dim] for i in range(n_layers))
+    window_size = math.isqrt(sd[block0 + "attn.relative_position_index"].shape[0])
+    mask_key = next((k for k in sd if re.match(r"layers\.\d+\.residual_group\.blocks\.\d+\.attn_mask$", k)), None)
+    img_size = None if mask_key is None else math.isqrt(sd[mask_key].shape[0]) * window_size
+    if "conv_before_upsample.0.weight" in sd and "conv_up1.weight" in sd:
+        upsampler, scale = "nearest+conv", 2 ** _count(sd, r"conv_up(\d+)\.weight$")
+    elif "conv_before_upsample.0.weight" in sd:
+        upsampler, scale = "pixelshuffle", _pixelshuffle_scale(sd, "upsample", NUM_FEAT)
+    elif "upsample.0.weight" in sd:
+        upsampler, scale = "pixelshuffledirect", math.isqrt(sd["upsample.0.weight"].shape[0] // in_chans)
+    else:
+        upsampler, scale = "", 1
+    return {
+        "scale": scale, "in_chans": int(in_chans), "embed_dim": int(embed_dim), "depths": depths,
+        "num_heads": heads, "window_size": window_size,
+        "mlp_ratio": sd[block0 + "mlp.fc1.weight"].shape[0] / embed_dim,
+        "patch_norm": "patch_embed.norm.weight" in sd,
+        # Not stored in the weights: the official JPEG models (window 7) are the ones trained with img_range 255.
+        "img_range": 255.0 if window_size == 7 else 1.0,
+        "upsampler": upsampler,
+        "resi_connection": "3conv" if "conv_after_body.0.weight" in sd else "1conv",
+        "img_size": img_size,
+    }
+
+
+def _detect(sd: StateDict) -> dict[str, Any] | None:
+    config = detect_swin_common(sd, "attn.relative_position_bias_table", 1)
+    if config is None:
+        return None
+    config["qkv_bias"] = "layers.0.residual_group.blocks.0.attn.qkv.bias" in sd
+    return config
+
+
+@register_arch(
+    "swinir", scales=(1, 2, 3, 4, 8), paper="Liang et al., ICCVW 2021 (SwinIR)",
+    detect=_detect,
+    tiny={"embed_dim": 12, "depths": (2, 2), "num_heads": (2, 2), "window_size": 4, "img_size": 16},
+)
+class SwinIR(SRModel):
+    """SwinIR: residual Swin Transformer blocks between a conv head and an SR reconstruction.
+
+    ``upsampler``: 'pixelshuffledirect' (lightweight: one conv + PixelShuffle), 'pixelshuffle' (classical: conv,
+    LeakyReLU, (conv + PixelShuffle) per factor, conv), 'nearest+conv' (real-world: nearest x2 + conv per factor) or
+    '' (scale 1: denoising / JPEG, with a global residual). ``img_range`` multiplies the mean-shifted input (255 for
+    the official JPEG models). Defaults are SwinIR-light.
+    """
+
+    block_class: type[SwinTransformerBlock] = SwinTransformerBlock
+    embed_proj = False  # Swin2SR puts a 1x1 conv in its patch embeddings
+    upsamplers: tuple[str, ...] = ("pixelshuffledirect", "pixelshuffle", "nearest+conv", "")
+
+    def __init__(self, scale: int = 2, in_chans: int = 3, embed_dim: int = 60, depths: Sequence[int] = (6, 6, 6, 6),
+                 num_heads: int | Sequence[int] = (6, 6, 6, 6), window_size: int = 8, mlp_ratio: float = 2.0,
+                 qkv_bias: bool = True, patch_norm: bool = True, drop_path_rate: float = 0.1, img_range: float = 1.0,
+                 upsampler: str = "pixelshuffledirect", resi_connection: str = "1conv",
+                 img_size: int | None = 64) -> None:
+        super().__init__()
+        depths = tuple(int(d) for d in depths)
+        heads = _as_tuple(num_heads, len(depths), "num_heads")
+        if upsampler not in self.upsamplers:
+            raise ConfigError(f"upsampler must be one of {', '.join(map(repr, self.upsamplers))}, not {upsampler!r}")
+        if (upsampler == "") != (scale == 1):
+            raise ConfigError(f"upsampler {upsampler!r} does not fit scale {scale} ('' is the scale-1 restorer)")
+        if img_size is not None and (img_size <= window_size or img_size % window_size):
+            raise ConfigError(f"img_size {img_size} must be a multiple of window_size {window_size} larger than it")
+        if embed_dim % heads[0]:
+            raise ConfigError(f"embed_dim {embed_dim} is not divisible by num_heads {heads[0]}")
+        self.scale, self.upsampler, self.window_size = scale, upsampler, window_size
+        self.img_range = img_range
+        self.color_space = "rgb" if in_chans == 3 else "y"
+        mean = torch.tensor(RGB_MEAN).view(1, 3, 1, 1) if in_chans == 3 else torch.zeros(1, 1, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)
+
+        self.conv_first = nn.Conv2d(in_chans, embed_dim, 3, 1, 1)
+        self.patch_embed = PatchEmbed(embed_dim, norm=patch_norm, proj=self.embed_proj)
+        self.layers = self.make_layers(embed_dim, depths, heads, window_size, mlp_ratio, qkv_bias, drop_path_rate,
+                                       resi_connection, img_size)
+        self.norm = nn.LayerNorm(embed_dim)
+        self.conv_after_body = residual_conv(embed_dim, resi_connection)
+        self.make_reconstruction(embed_dim, in_chans, scale, upsampler)
+        self.apply(_init_weights)
+
+    def make_layers(self, dim: int, depths: tuple[int, ...], heads: tuple[int, ...], window_size: int,
+                    mlp_ratio: float, qkv_bias: bool, drop_path_rate: float, resi_connection: str,
+                    img_size: int | None) -> nn.ModuleList:
+        rates = drop_path_rates(drop_path_rate, depths)
+        return nn.ModuleList(
+            RSTB(dim, [
+                self.block_class(dim, heads[i], window_size, 0 if j % 2 == 0 else window_size // 2,
+                                 mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=rates[i][j], img_size=img_size)
+                for j in range(depth)
+            ], resi_connection, embed_proj=self.embed_proj)
+            for i, depth in enumerate(depths)
+        )
+
+    def make_reconstruction(self, dim: int, out_ch: int, scale: int, upsampler: str) -> None:
+        if upsampler == "pixelshuffle":
+            self.conv_before_upsample = nn.Sequential(nn.Conv2d(dim, NUM_FEAT, 3, 1, 1), nn.LeakyReLU(inplace=True))
+            self.upsample = _upsample(scale, NUM_FEAT)
+            self.conv_last = nn.Conv2d(NUM_FEAT, out_ch, 3, 1, 1)
+        elif upsampler == "pixelshuffledirect":
+            self.upsample = UpsampleOneStep(scale, dim, out_ch)
+        elif upsampler == "nearest+conv":
+            if scale not in (2, 4, 8):
+                raise ConfigError(f"upsampler 'nearest+conv' supports x2, x4 and x8, not x{scale}")
+            self.conv_before_upsample = nn.Sequential(nn.Conv2d(dim, NUM_FEAT, 3, 1, 1), nn.LeakyReLU(inplace=True))
+            for i in range(1, int(math.log2(scale)) + 1):
+                setattr(self, f"conv_up{i}", nn.Conv2d(NUM_FEAT, NUM_FEAT, 3, 1, 1))
+            self.conv_hr = nn.Conv2d(NUM_FEAT, NUM_FEAT, 3, 1, 1)
+            self.conv_last = nn.Conv2d(NUM_FEAT, out_ch, 3, 1, 1)
+            self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+        else:
+            self.conv_last = nn.Conv2d(dim, out_ch, 3, 1, 1)
+
+    def shift_mask(self, h: int, w: int, device: torch.device) -> Tensor | None:
+        """The shifted-window mask for an (h, w) padded map, shared by all shifted blocks of this forward."""
+        if not any(len(layer.residual_group.blocks) > 1 for layer in self.layers):
+            return None
+        return shifted_window_mask(h, w, self.window_size, self.window_size // 2, device=device)
+
+    def forward_features(self, x: Tensor, layers: nn.ModuleList | None = None) -> Tensor:
+        h, w = x.shape[-2:]
+        mask = self.shift_mask(h, w, x.device)
+        tokens = self.patch_embed(x)
+        for layer in self.layers if layers is None else layers:
+            tokens = layer(tokens, h, w, mask)
+        return tokens_to_image(self.norm(tokens), h, w)
+
+    def deep_features(self, x: Tensor) -> Tensor:
+        """conv_first, the residual Swin stages and conv_after_body, with the long skip connection."""
+        x = self.conv_first(x)
+        return self.conv_after_body(self.forward_features(x)) + x
+
+    def reconstruct(self, x: Tensor, inp: Tensor) -> Tensor:
+        if self.upsampler == "pixelshuffle":
+            return self.conv_last(self.upsample(self.conv_before_upsample(self.deep_features(x))))
+        if self.upsampler == "pixelshuffledirect":
+            return self.upsample(self.deep_features(x))
+        if self.upsampler == "nearest+conv":
+            x = self.conv_before_upsample(self.deep_features(x))
+            for i in range(1, int(math.log2(self.scale)) + 1):
+                x = self.lrelu(getattr(self, f"conv_up{i}")(F.interpolate(x, scale_factor=2, mode="nearest")))
+            return self.conv_last(self.lrelu(self.conv_hr(x)))
+        return inp + self.conv_last(self.deep_features(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        x, _, _ = pad_to_multiple(x, self.window_size)
+        mean = self.mean.to(x.dtype)
+        x = (x - mean) * self.img_range
+        out = self.reconstruct(x, x) / self.img_range + mean
+        return out[..., : h * self.scale, : w * self.scale]
+
+
+def _upsample(scale: int, num_feat: int) -> Upsample:
+    try:
+        return Upsample(scale, num_feat)
+    except ValueError as exc:
+        raise ConfigError(f"upsampler 'pixelshuffle': {exc}") from None
+
+
+def _init_weights(m: nn.Module) -> None:
+    """The official initialisation: truncated-normal Linear weights (std 0.02), zero biases, unit LayerNorms."""
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+_CLASSICAL = {"embed_dim": 180, "depths": (6,) * 6, "num_heads": (6,) * 6, "upsampler": "pixelshuffle"}
+# SwinIR Table 3 prints 878K/886K/897K, which leave out the relative-position-bias tables (24 x 225 x 6 = 32,400
+# parameters); counting them, x2 has 910,152.
+_LIGHT_PARAMS = {2: 878_000, 3: 886_000, 4: 897_000}
+register_variant("swinir", "swinir", {}, paper_params=_LIGHT_PARAMS,
+                 description="SwinIR-light (embed 60, depths 6x4, heads 6, window 8, mlp 2, pixelshuffledirect)")
+register_variant("swinir_light", "swinir", {}, paper_params=_LIGHT_PARAMS,
+                 description="SwinIR-light, the lightweight SR model of SwinIR Table 3")
+register_variant("swinir_classical", "swinir", _CLASSICAL, paper_params={2: 11_800_000, 3: 11_800_000, 4: 11_800_000},
+                 description="SwinIR classical SR (embed 180, depths 6x6, heads 6, pixelshuffle), 11.8M")
+register_variant("swinir_real", "swinir", {**_CLASSICAL, "upsampler": "nearest+conv"},
+                 description="SwinIR-M real-world SR (classical body, nearest+conv upsampler)")
+register_variant("swinir_real_large", "swinir",
+                 {"embed_dim": 240, "depths": (6,) * 9, "num_heads": (8,) * 9, "upsampler": "nearest+conv",
+                  "resi_connection": "3conv"},
+                 description="SwinIR-L real-world SR (embed 240, depths 6x9, heads 8, 3conv, nearest+conv)")
