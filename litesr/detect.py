@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import load_into, load_state_dict
+from .checkpoint import extract_state_dict, load_into, read_checkpoint
 from .errors import CheckpointError, ConfigError
 from .registry import StateDict, all_archs, all_variants, create_model, get_variant
 
@@ -102,11 +102,13 @@ def load_model(
     ``model="auto"`` recognises the architecture and its configuration from the tensor shapes. Naming a model
     (``model="imdn"``) skips detection but still infers the hyper-parameters it can from the shapes, unless given.
     """
+    raw: Any = None
     if isinstance(checkpoint, Mapping):
         state_dict, source = dict(checkpoint), "state dict"
     else:
         source = str(checkpoint)
-        state_dict = load_state_dict(checkpoint, allow_pickle=allow_pickle, param_key=param_key)
+        raw = read_checkpoint(checkpoint, allow_pickle=allow_pickle)
+        state_dict = extract_state_dict(raw, param_key=param_key, source=source)
 
     if model == "auto":
         matches = detect_architecture(state_dict)
@@ -145,6 +147,11 @@ def load_model(
         else:
             cfg["scale"] = scale
     net = create_model(name, **cfg)
+    # BasicSR files hold ``params`` and ``params_ema`` (same shapes); detection used the default preference, but an
+    # architecture whose official test reads the other set names it in ``preferred_param_key`` (e.g. light SAFMN++).
+    preferred = getattr(net, "preferred_param_key", None)
+    if param_key is None and preferred and isinstance(raw, Mapping) and isinstance(raw.get(preferred), Mapping):
+        state_dict = extract_state_dict(raw, param_key=preferred, source=source)
     load_into(net, state_dict, source=source)
     if scale is not None and hasattr(net, "set_scale"):
         net.set_scale(scale)

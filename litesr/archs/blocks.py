@@ -132,6 +132,16 @@ def pad_to_multiple(x: Tensor, multiple: int, mode: str = "reflect") -> tuple[Te
     return x, h, w
 
 
+def run_at_least(fn: Callable[[Tensor], Tensor], x: Tensor, min_size: int, scale: int) -> Tensor:
+    """``fn(x)``, but inputs smaller than ``min_size`` (pooling branches: SAFMN, ESA) are padded first and the output
+    cropped; other sizes run as they are, so results on normal images stay those of the official code."""
+    h, w = x.shape[-2:]
+    if h >= min_size and w >= min_size:
+        return fn(x)
+    padded, _, _ = pad_to_multiple(x, min_size)
+    return fn(padded)[..., : h * scale, : w * scale]
+
+
 def window_partition(x: Tensor, window_size: int) -> Tensor:
     """(B, H, W, C) -> (B * nW, ws, ws, C); H and W must be multiples of ``window_size``."""
     b, h, w, c = x.shape
