@@ -65,8 +65,13 @@ def channel_mean(x: Tensor) -> Tensor:
 
 
 def channel_std(x: Tensor) -> Tensor:
-    """Per-channel standard deviation over H, W (population, as IMDN's ``stdv_channels``)."""
-    return (x - channel_mean(x)).pow(2).mean(dim=(2, 3), keepdim=True).pow(0.5)
+    """Per-channel standard deviation over H, W (population), summed in IMDN's ``stdv_channels`` order.
+
+    The order matters: sqrt is steep near 0, and deep CCA stacks (BSRN) turn a last-bit difference into 1e-2 at the
+    output.
+    """
+    var = (x - x.sum(3, keepdim=True).sum(2, keepdim=True) / (x.size(2) * x.size(3))).pow(2)
+    return (var.sum(3, keepdim=True).sum(2, keepdim=True) / (x.size(2) * x.size(3))).pow(0.5)
 
 
 class CALayer(nn.Module):
@@ -90,7 +95,7 @@ class CCALayer(CALayer):
     """IMDN's contrast-aware channel attention: the squeeze is mean + standard deviation of each channel."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * self.conv_du(channel_std(x) + channel_mean(x))
+        return x * self.conv_du(channel_std(x) + self.avg_pool(x))
 
 
 class LayerNorm2d(nn.Module):
@@ -249,3 +254,64 @@ class DerivedBuffers(nn.Module):
             if isinstance(own, Tensor) and key in state_dict and tuple(state_dict[key].shape) == tuple(own.shape):
                 state_dict[key] = own
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _conv1x1(in_channels: int, out_channels: int) -> nn.Module:
+    return nn.Conv2d(in_channels, out_channels, 1)
+
+
+class BSConvU(nn.Module):
+    """Blueprint-separable convolution, unconstrained (Haase & Amthor, CVPR 2020), as BSRN uses it.
+
+    A pointwise 1x1 without bias (``pw``) then a depthwise k x k (``dw``). ``pointwise`` replaces the 1x1 (BSRN-S stores
+    it as a biased ``nn.Linear``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, padding: int = 1,
+                 *, bias: bool = True, pointwise: Callable[[int, int], nn.Module] | None = None) -> None:
+        super().__init__()
+        self.pw = pointwise(in_channels, out_channels) if pointwise else nn.Conv2d(in_channels, out_channels, 1,
+                                                                                    bias=False)
+        self.dw = nn.Conv2d(out_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                            groups=out_channels, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dw(self.pw(x))
+
+
+class ESA(nn.Module):
+    """Enhanced spatial attention (RFANet, CVPR 2020) in the forms of RFDN, RLFN and BSRN.
+
+    ``full=True`` is RFDN's form: ``conv_max`` and ``conv3_`` exist, with ``act`` after ``conv_max`` and ``conv3``.
+    ``full=False`` is RLFN's pruned form: one ``conv3`` straight after the max-pool and no activation, so its keys lack
+    ``conv_max``/``conv3_``. ``esa_channels`` defaults to ``n_feats // 4`` (RFDN, BSRN); RLFN fixes it to 16.
+    ``conv`` builds the 3x3 convs and ``down_conv`` the strided one (BSRN: BSConvU), ``pointwise`` the 1x1 convs.
+    """
+
+    def __init__(self, n_feats: int, esa_channels: int | None = None, *, full: bool = True,
+                 conv: Callable[..., nn.Module] = nn.Conv2d, down_conv: Callable[..., nn.Module] | None = None,
+                 pointwise: Callable[[int, int], nn.Module] = _conv1x1,
+                 act: Callable[[], nn.Module] = nn.ReLU) -> None:
+        super().__init__()
+        f = esa_channels or n_feats // 4
+        self.full = full
+        self.conv1 = pointwise(n_feats, f)
+        self.conv_f = pointwise(f, f)
+        if full:
+            self.conv_max = conv(f, f, kernel_size=3, padding=1)
+        self.conv2 = (down_conv or conv)(f, f, kernel_size=3, stride=2, padding=0)
+        self.conv3 = conv(f, f, kernel_size=3, padding=1)
+        if full:
+            self.conv3_ = conv(f, f, kernel_size=3, padding=1)
+        self.conv4 = pointwise(f, n_feats)
+        self.act = act() if full else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        c1_ = self.conv1(x)
+        c1 = F.max_pool2d(self.conv2(c1_), kernel_size=7, stride=3)
+        if self.full:
+            c3 = self.conv3_(self.act(self.conv3(self.act(self.conv_max(c1)))))
+        else:
+            c3 = self.conv3(c1)
+        c3 = F.interpolate(c3, (x.size(2), x.size(3)), mode="bilinear", align_corners=False)
+        return x * torch.sigmoid(self.conv4(c3 + self.conv_f(c1_)))

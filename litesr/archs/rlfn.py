@@ -1,0 +1,90 @@
+"""RLFN: Residual Local Feature Network for Efficient Super-Resolution (Kong et al., CVPR Workshops 2022).
+
+State-dict names follow the official code (bytedance/RLFN, ``model/rlfn.py``, ``rlfn_s.py``, ``rlfn_ntire.py``):
+``conv_1``, ``block_1..n`` (RLFB: ``c1_r``, ``c2_r``, ``c3_r``, ``c5``, ``esa``), ``conv_2``, ``upsampler.0``. The ESA
+of RLFN is the pruned form without ``conv_max``/``conv3_``. RLFN and RLFN-S have six blocks, the pruned NTIRE 2022 model
+(``RLFN_Prune``) four blocks with 48 inner channels. All released models take pixels in [0, 255].
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from torch import Tensor, nn
+
+from ..registry import StateDict, register_arch, register_variant
+from .base import SRModel
+from .blocks import ESA, conv, pixelshuffle_block
+
+
+class RLFB(nn.Module):
+    """Residual local feature block: three 3x3 conv + LeakyReLU with a residual, a 1x1 conv, then ESA."""
+
+    def __init__(self, in_channels: int, mid_channels: int, esa_channels: int) -> None:
+        super().__init__()
+        self.c1_r = conv(in_channels, mid_channels, 3)
+        self.c2_r = conv(mid_channels, mid_channels, 3)
+        self.c3_r = conv(mid_channels, in_channels, 3)
+        self.c5 = conv(in_channels, in_channels, 1)
+        self.esa = ESA(in_channels, esa_channels, full=False)
+        self.act = nn.LeakyReLU(0.05, inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.act(self.c1_r(x))
+        out = self.act(self.c2_r(out))
+        out = self.act(self.c3_r(out))
+        return self.esa(self.c5(out + x))
+
+
+def _detect(sd: StateDict) -> dict | None:
+    if "conv_1.weight" not in sd or "block_1.c1_r.weight" not in sd or "block_1.esa.conv1.weight" not in sd:
+        return None
+    feature_channels, in_channels = sd["conv_1.weight"].shape[:2]
+    out_channels = in_channels
+    return {
+        "scale": math.isqrt(sd["upsampler.0.weight"].shape[0] // out_channels),
+        "in_channels": in_channels,
+        "out_channels": out_channels,
+        "feature_channels": feature_channels,
+        "mid_channels": sd["block_1.c1_r.weight"].shape[0],
+        "num_blocks": len({m.group(1) for k in sd if (m := re.match(r"block_(\d+)\.", k))}),
+        "esa_channels": sd["block_1.esa.conv1.weight"].shape[0],
+    }
+
+
+@register_arch("rlfn", scales=(2, 3, 4), detect=_detect, paper="Kong et al., CVPR Workshops (NTIRE) 2022",
+               tiny={"feature_channels": 16, "num_blocks": 2, "esa_channels": 8})
+class RLFN(SRModel):
+    """RLFN: residual local feature blocks (three convs + ESA), long skip, pixel-shuffle; input in [0, 255]."""
+
+    input_range = 255.0
+
+    def __init__(self, scale: int = 4, in_channels: int = 3, out_channels: int = 3, feature_channels: int = 52,
+                 mid_channels: int | None = None, num_blocks: int = 6, esa_channels: int = 16) -> None:
+        super().__init__()
+        mid_channels = mid_channels or feature_channels  # official RLFB: inner width defaults to the block width
+        self.scale = scale
+        self.num_blocks = num_blocks
+        self.conv_1 = conv(in_channels, feature_channels, 3)
+        for i in range(1, num_blocks + 1):
+            setattr(self, f"block_{i}", RLFB(feature_channels, mid_channels, esa_channels))
+        self.conv_2 = conv(feature_channels, feature_channels, 3)
+        self.upsampler = pixelshuffle_block(feature_channels, out_channels, scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        feature = self.conv_1(x)
+        out = feature
+        for i in range(1, self.num_blocks + 1):
+            out = getattr(self, f"block_{i}")(out)
+        return self.upsampler(self.conv_2(out) + feature)
+
+
+# RLFN paper Table 1 prints 527K (x2) and 543K (x4); the released rlfn_x2/x4.pth hold exactly these counts.
+register_variant("rlfn", "rlfn", {}, description="RLFN (52 channels, 6 RLFBs, ESA 16)",
+                 paper_params={2: 526_856, 4: 543_740})
+register_variant("rlfn_s", "rlfn", {"feature_channels": 48},
+                 description="RLFN-S (48 channels, 6 RLFBs, ESA 16)")
+register_variant("rlfn_ntire", "rlfn", {"feature_channels": 46, "mid_channels": 48, "num_blocks": 4},
+                 description="RLFN_Prune, the NTIRE 2022 efficient-SR winner (46 channels, 48 inner, 4 RLFBs)",
+                 paper_params={4: 317_218})
