@@ -201,10 +201,18 @@ class TrainPatches(Dataset):
         if needs_cache and cache_dir is None:
             raise DatasetError("HR-only training folders need a cache_dir for the LR images made from them")
         self.cache = LRCache(cache_dir) if cache_dir is not None else None
+        # Images smaller than a patch cannot give one (T91 has a 78-pixel image): leave them out, and say so.
+        self.skipped: list[Path] = []
+        kept = []
         for pair in self.pairs:
             w, h = image_size(pair.hr)
-            if min(w, h) < patch_size:
-                raise DatasetError(f"{pair.hr}: {w}x{h} is smaller than the HR patch size {patch_size}")
+            (kept if min(w, h) >= patch_size else self.skipped).append(pair)
+        if not kept:
+            w, h = image_size(self.pairs[0].hr)
+            raise DatasetError(f"{self.pairs[0].hr}: {w}x{h} is smaller than the HR patch size {patch_size} "
+                               "(and so is every other training image)")
+        self.skipped = [p.hr for p in self.skipped]
+        self.pairs = kept
         self._images: list[tuple[np.ndarray, np.ndarray]] | None = None
         if preload:
             self._images = [self._load(i) for i in range(len(self.pairs))]

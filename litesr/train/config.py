@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,9 @@ def _check_choices(cfg: dict[str, Any], source: str) -> None:
             raise ConfigError(f"{source}: val.datasets[{i}] must be a folder or a mapping, not {entry!r}")
     if not isinstance(train["losses"], list):
         raise ConfigError(f"{source}: train.losses must be a list of {{type, weight}} entries")
+    from ..losses import build_loss
+
+    build_loss(train["losses"], source=source)  # unknown loss types and options fail here, before any data is read
 
 
 def used_keys_check(cfg: Mapping[str, Any], user: Mapping[str, Any], source: str) -> None:
@@ -309,9 +313,56 @@ def build_config(
         used_keys_check(cfg, o, where)
     if cfg["model"]["name"] is None:
         raise ConfigError(f"{source}: model.name is not set (a zoo model, e.g. ssiu; `litesr models` lists them)")
+    check_model(cfg, source)
+    expand_paths(cfg)
     if cfg["name"] is None:
         cfg["name"] = f"{cfg['model']['name']}_x{cfg['model']['scale']}"
     return cfg
+
+
+PATH_KEYS = (("output",), ("model", "init_from"), ("datasets", "train", "hr_dir"), ("datasets", "train", "lr_dir"),
+             ("datasets", "train", "cache_dir"), ("datasets", "val", "hr_dir"), ("datasets", "val", "lr_dir"))
+_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def expand_vars(text: str) -> str:
+    """``${VAR}`` and ``${VAR:-default}`` from the environment, so shipped configs need no machine paths."""
+    return _VAR.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""), text)
+
+
+def expand_paths(cfg: dict[str, Any]) -> None:
+    def expand(value: Any) -> Any:
+        if isinstance(value, str):
+            return expand_vars(value)
+        if isinstance(value, list):
+            return [expand(v) for v in value]
+        if isinstance(value, dict):
+            return {k: expand(v) for k, v in value.items()}
+        return value
+
+    for keys in PATH_KEYS:
+        node = cfg
+        for key in keys[:-1]:
+            node = node.get(key) or {}
+        if keys[-1] in node:
+            node[keys[-1]] = expand(node[keys[-1]])
+    cfg["val"]["datasets"] = expand(cfg["val"]["datasets"])
+
+
+def check_model(cfg: Mapping[str, Any], source: str) -> None:
+    """The model exists, supports the scale and takes the given options (before any data is read)."""
+    from .. import registry
+
+    mcfg = cfg["model"]
+    try:
+        variant = registry.get_variant(str(mcfg["name"]))
+        spec = registry.get_arch(variant.arch)
+        registry._check_config(spec, {**variant.config, **(mcfg["options"] or {})}, f"model.options of {variant.name}")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    if int(mcfg["scale"]) not in spec.scales:
+        raise ConfigError(f"{source}: {variant.name} supports scales {', '.join(f'x{s}' for s in spec.scales)}, "
+                          f"not model.scale {mcfg['scale']}")
 
 
 def load_config(

@@ -331,6 +331,9 @@ class Trainer:
             data_repeat=int(dcfg["data_repeat"]), flip=bool(dcfg["flip"]), rot90=bool(dcfg["rot90"]),
             preload=False, cache_dir=cache_dir,
         )
+        if dataset.skipped and self.dist.is_main:
+            print(f"note: {len(dataset.skipped)} training image(s) smaller than the {dataset.patch_size}-pixel patch "
+                  f"left out (e.g. {dataset.skipped[0]})")
         # Rank 0 makes the LR cache while the others wait, then everyone (pre)loads from it.
         if self.dist.is_main:
             dataset.prepare_cache()
