@@ -81,11 +81,12 @@ class WindowAttention(DerivedBuffers):
 
 
 def windowed_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, mask: Tensor | None, scale: float,
-                       dropout: float = 0.0) -> Tensor:
+                       dropout: float = 0.0, *, logit_scale: Tensor | None = None) -> Tensor:
     """softmax(q k^T * scale + bias [+ mask]) v for (B*nW, heads, N, d) windows; returns (B*nW, N, heads*d).
 
     The shift mask (nW, N, N) repeats over the batch: windows are viewed as (B, nW, ...) so it broadcasts. On CUDA
-    the fused kernel runs; elsewhere the operations of the official code, in its order (bit-identical results).
+    the fused kernel runs; elsewhere the operations of the official code, in its order (bit-identical results):
+    Swin v1 scales q before the product, Swin v2 (``logit_scale``, per head) scales the cosine logits after it.
     """
     b_, heads, n, d = q.shape
     if mask is not None:
@@ -93,9 +94,12 @@ def windowed_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, mask: Tens
         bias = bias.unsqueeze(0) + mask.unsqueeze(1).to(bias.dtype)  # nW, heads, N, N
         q, k, v = (t.reshape(b_ // nw, nw, heads, n, d) for t in (q, k, v))
     if q.is_cuda:
+        if logit_scale is not None:
+            q = q * logit_scale
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout, scale=scale)
     else:
-        attn = ((q * scale) @ k.transpose(-2, -1) + bias).softmax(dim=-1)
+        logits = (q * scale) @ k.transpose(-2, -1) if logit_scale is None else (q @ k.transpose(-2, -1)) * logit_scale
+        attn = (logits + bias).softmax(dim=-1)
         out = F.dropout(attn, dropout) @ v if dropout else attn @ v
     return out.reshape(b_, heads, n, d).transpose(1, 2).reshape(b_, n, heads * d)
 
@@ -273,7 +277,7 @@ def _detect(sd: StateDict) -> dict[str, Any] | None:
 
 
 @register_arch(
-    "swinir", scales=(1, 2, 3, 4, 8), paper="Liang et al., ICCVW 2021 (SwinIR)",
+    "swinir", scales=(2, 3, 4, 8, 1), paper="Liang et al., ICCVW 2021 (SwinIR)",
     detect=_detect,
     tiny={"embed_dim": 12, "depths": (2, 2), "num_heads": (2, 2), "window_size": 4, "img_size": 16},
 )
@@ -282,8 +286,8 @@ class SwinIR(SRModel):
 
     ``upsampler``: 'pixelshuffledirect' (lightweight: one conv + PixelShuffle), 'pixelshuffle' (classical: conv,
     LeakyReLU, (conv + PixelShuffle) per factor, conv), 'nearest+conv' (real-world: nearest x2 + conv per factor) or
-    '' (scale 1: denoising / JPEG, with a global residual). ``img_range`` multiplies the mean-shifted input (255 for
-    the official JPEG models). Defaults are SwinIR-light.
+    '' (scale 1: denoising / JPEG, with a global residual; scale 1 implies it). ``img_range`` multiplies the
+    mean-shifted input (255 for the official JPEG models). Defaults are SwinIR-light.
     """
 
     block_class: type[SwinTransformerBlock] = SwinTransformerBlock
@@ -300,8 +304,10 @@ class SwinIR(SRModel):
         heads = _as_tuple(num_heads, len(depths), "num_heads")
         if upsampler not in self.upsamplers:
             raise ConfigError(f"upsampler must be one of {', '.join(map(repr, self.upsamplers))}, not {upsampler!r}")
-        if (upsampler == "") != (scale == 1):
-            raise ConfigError(f"upsampler {upsampler!r} does not fit scale {scale} ('' is the scale-1 restorer)")
+        if scale == 1:
+            upsampler = ""  # scale 1 (denoising, JPEG) always uses the restoration head with a global residual
+        elif upsampler == "":
+            raise ConfigError(f"upsampler '' is the scale-1 restoration head; x{scale} needs an SR upsampler")
         if img_size is not None and (img_size <= window_size or img_size % window_size):
             raise ConfigError(f"img_size {img_size} must be a multiple of window_size {window_size} larger than it")
         if embed_dim % heads[0]:
