@@ -116,11 +116,14 @@ class LayerNorm2d(nn.Module):
 
 
 class BodyLayerNorm(nn.Module):
-    """Restormer's ``LayerNorm(dim, 'WithBias')``: channel LayerNorm (eps 1e-6) with its parameters under ``body``."""
+    """Restormer's ``LayerNorm(dim, 'WithBias')``: channel LayerNorm with its parameters under ``body``.
 
-    def __init__(self, channels: int) -> None:
+    Restormer and DITN use eps 1e-5; the default 1e-6 is SSIU's.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
         super().__init__()
-        self.body = LayerNorm2d(channels, eps=1e-6)
+        self.body = LayerNorm2d(channels, eps=eps)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x)
