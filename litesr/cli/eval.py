@@ -1,0 +1,150 @@
+"""``litesr eval``: PSNR/SSIM of a model on benchmark sets with the papers' protocol (Y channel, border = scale)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..errors import ConfigError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="PSNR/SSIM on benchmark sets (MATLAB protocol: bicubic LR, Y channel, border = scale)",
+        description="Evaluate a model on Set5/Set14/B100/... as the SR papers do. Example: litesr eval --weights "
+        "IMDN_x4.pth --data-root datasets --dataset Set5 --dataset Set14 --scale 4",
+    )
+    p.add_argument("--model", default=None,
+                   help="zoo model name; default 'auto' (read off --weights). Without --weights only parameter-free "
+                        "models (bicubic) make sense")
+    p.add_argument("--weights", type=Path, default=None, help="checkpoint (.pth/.safetensors)")
+    p.add_argument("--dataset", action="append", required=True, metavar="NAME_OR_DIR",
+                   help="repeatable; a name under --data-root (Set5) or a folder (HR/ inside, or images directly)")
+    p.add_argument("--scale", action="append", type=int, default=None,
+                   help="repeatable; default: the checkpoint's scale")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="folder holding the datasets (default $LITESR_DATA_ROOT, else ./datasets)")
+    p.add_argument("--lr-source", choices=("generate", "given", "replicate"), default="generate",
+                   help="generate: MATLAB bicubic from HR (default, the papers' protocol); given: LR_bicubic/X<s> "
+                        "files; replicate: LR_bicubic_replicate/X<s> files (SelfExSR) or generated with that border")
+    p.add_argument("--lr-dir", type=Path, default=None, help="explicit LR folder (or one holding X<s>)")
+    p.add_argument("--per-image", action="store_true", help="also print every image's PSNR/SSIM")
+    p.add_argument("--csv", type=Path, default=None, help="write per-image and mean results as CSV")
+    p.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+    p.add_argument("--save-images", type=Path, default=None, metavar="DIR",
+                   help="write SR images to DIR/<dataset>/x<scale>/<name>.png")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--rgb", action="store_true", help="measure on RGB instead of Y")
+    p.add_argument("--crop", type=int, default=None, metavar="N", help="border pixels to ignore (default: the scale)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="let old torch checkpoints unpickle objects (trusted files only)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def _models(args: argparse.Namespace) -> list[tuple[int, nn.Module]]:
+    """(scale, model) for every scale to evaluate; one model object when a checkpoint is multi-scale."""
+    from ..detect import load_model
+    from ..registry import count_parameters, create_model
+
+    scales = list(dict.fromkeys(args.scale or []))
+    if args.weights is not None:
+        model = load_model(args.weights, model=args.model or "auto", allow_pickle=args.allow_pickle)
+        own = int(model.scale)
+        multi = bool(getattr(model, "multi_scale", False))
+        for s in scales:
+            if s != own and not multi:
+                raise ConfigError(f"{args.weights}: checkpoint is for x{own}, but --scale {s} was asked for")
+        return [(s, model) for s in scales or [own]]
+    if args.model in (None, "auto"):
+        raise ConfigError("give --weights FILE, or --model NAME for a model without weights (e.g. bicubic)")
+    if not scales:
+        raise ConfigError(f"--model {args.model} without --weights needs --scale")
+    built = [(s, create_model(args.model, scale=s)) for s in scales]
+    if count_parameters(built[0][1]):
+        raise ConfigError(f"{args.model} has trainable parameters; give --weights (a random model measures nothing)")
+    return built
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _csv_text(model_name: str, weights: str, results: list[Any]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["model", "weights", "dataset", "scale", "lr_source", "image", "psnr", "ssim"])
+    for r in results:
+        for img in r.images:
+            writer.writerow([model_name, weights, r.dataset, r.scale, r.lr_source, img.name, f"{img.psnr:.6f}",
+                             f"{img.ssim:.6f}"])
+        writer.writerow([model_name, weights, r.dataset, r.scale, r.lr_source, "mean", f"{r.psnr:.6f}",
+                         f"{r.ssim:.6f}"])
+    return buf.getvalue()
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..data.benchmark import open_dataset
+    from ..evaluate import evaluate
+
+    if args.crop is not None and args.crop < 0:
+        raise ConfigError(f"--crop must be >= 0, not {args.crop}")
+    models = _models(args)
+    model_name = args.model if args.model not in (None, "auto") else getattr(models[0][1], "litesr_arch", "model")
+    weights = str(args.weights) if args.weights is not None else ""
+    # Open every dataset first, so a missing folder or LR file stops the run before any model time is spent.
+    jobs = [(open_dataset(d, s, root=args.data_root, lr_source=args.lr_source, lr_dir=args.lr_dir), s, m)
+            for d in args.dataset for s, m in models]
+    show_progress = not args.no_progress and sys.stderr.isatty()
+
+    results = []
+    for data, scale, model in jobs:
+        save_dir = args.save_images / data.name / f"x{scale}" if args.save_images is not None else None
+        results.append(evaluate(model, data, scale, y_channel=not args.rgb, crop_border=args.crop,
+                                device=args.device, save_dir=save_dir, progress=show_progress))
+
+    console = Console()
+    channel = "RGB" if args.rgb else "Y"
+    table = Table(title=f"{model_name}{f' ({weights})' if weights else ''}: PSNR/SSIM on {channel}")
+    for col in ("dataset", "scale", "images", "LR", "PSNR (dB)", "SSIM"):
+        table.add_column(col, justify="right" if col in ("scale", "images", "PSNR (dB)", "SSIM") else "left")
+    for (data, _, _), r in zip(jobs, results):
+        table.add_row(r.dataset, f"x{r.scale}", str(len(r.images)), data.describe(), f"{r.psnr:.2f}", f"{r.ssim:.4f}")
+    if args.per_image:
+        for r in results:
+            per = Table(title=f"{r.dataset} x{r.scale}")
+            for col in ("image", "PSNR (dB)", "SSIM"):
+                per.add_column(col, justify="left" if col == "image" else "right")
+            for img in r.images:
+                per.add_row(img.name, f"{img.psnr:.3f}", f"{img.ssim:.4f}")
+            console.print(per)
+    console.print(table)
+
+    if args.csv is not None:
+        _write_atomic(args.csv, _csv_text(model_name, weights, results))
+    if args.json is not None:
+        payload = {"model": model_name, "weights": weights or None, "channel": channel,
+                   "results": [r.to_dict() for r in results]}
+        _write_atomic(args.json, json.dumps(payload, indent=2) + "\n")
+    return 0

@@ -1,0 +1,158 @@
+"""Paper-protocol evaluation of a model on a benchmark set: PSNR/SSIM on Y, border = scale, MATLAB bicubic LR.
+
+Used by ``litesr eval`` and by the trainer's validation. One image at a time (test images differ in size), under
+``torch.inference_mode``; the SR output is quantised to uint8 as MATLAB ``im2uint8`` does before measuring.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data.benchmark import BenchmarkDataset, open_dataset
+from .errors import ConfigError
+from .imresize import to_uint8_range
+from .inference import resolve_device, run_model
+from .metrics import calculate_metrics
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    name: str
+    psnr: float
+    ssim: float
+
+
+@dataclass
+class DatasetResult:
+    """Per-image and mean PSNR/SSIM of one model on one dataset at one scale."""
+
+    dataset: str
+    scale: int
+    images: list[ImageResult] = field(default_factory=list)
+    lr_source: str = "generate"
+    y_channel: bool = True
+    crop_border: int = 0
+    model: str = ""
+
+    @property
+    def psnr(self) -> float:
+        return float(np.mean([r.psnr for r in self.images])) if self.images else math.nan
+
+    @property
+    def ssim(self) -> float:
+        return float(np.mean([r.ssim for r in self.images])) if self.images else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the settings, the means and every image (an infinite PSNR becomes the string "inf")."""
+        out = asdict(self)
+        out["images"] = [{**asdict(r), "psnr": _json_number(r.psnr)} for r in self.images]
+        out["psnr"] = _json_number(self.psnr)
+        out["ssim"] = self.ssim
+        return out
+
+
+def _json_number(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
+def quantize_uint8(x: torch.Tensor) -> np.ndarray:
+    """A (3, H, W) tensor in [0, 1] as uint8 (H, W, 3): clamp, scale, round half away from zero (MATLAB im2uint8)."""
+    return to_uint8_range(x.clamp(0.0, 1.0) * 255.0).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def _device(device: str | torch.device | None, model: nn.Module) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return resolve_device(device, model)
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: str | os.PathLike | BenchmarkDataset,
+    scale: int,
+    *,
+    lr_source: str = "generate",
+    lr_dir: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+    y_channel: bool = True,
+    crop_border: int | None = None,
+    device: str | torch.device | None = "cpu",
+    save_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> DatasetResult:
+    """PSNR/SSIM of ``model`` on ``dataset`` (a name under ``data_root``, a folder, or an opened dataset) at ``scale``.
+
+    ``crop_border`` defaults to the scale; ``y_channel=False`` measures RGB. The model is moved to ``device``
+    (``"auto"``: CUDA when available) and switched to ``scale`` if it is multi-scale; its train/eval mode and scale
+    are restored afterwards. ``save_dir`` receives the SR images as ``<name>.png``.
+    """
+    if isinstance(dataset, BenchmarkDataset):
+        if dataset.scale != scale:
+            raise ConfigError(f"dataset {dataset.name} was opened for x{dataset.scale}, not x{scale}")
+        data = dataset
+    else:
+        data = open_dataset(dataset, scale, root=data_root, lr_source=lr_source, lr_dir=lr_dir)
+    border = scale if crop_border is None else int(crop_border)
+    if border < 0:
+        raise ConfigError(f"crop border must be >= 0, not {border}")
+    target = _device(device, model)
+    out_dir = Path(save_dir) if save_dir is not None else None
+
+    previous_scale = int(getattr(model, "scale", scale))
+    if previous_scale != scale:
+        if not getattr(model, "multi_scale", False) or not hasattr(model, "set_scale"):
+            name = getattr(model, "litesr_arch", type(model).__name__)
+            raise ConfigError(f"{name} is built for x{previous_scale}; it cannot be evaluated at x{scale}")
+        model.set_scale(scale)
+    was_training = model.training
+    model.to(target).eval()
+    result = DatasetResult(data.name, scale, lr_source=data.lr_source, y_channel=y_channel, crop_border=border,
+                           model=str(getattr(model, "litesr_arch", type(model).__name__)))
+    try:
+        with _progress(progress, f"{data.name} x{scale}", len(data)) as advance, torch.inference_mode():
+            for item in data:
+                hr, lr = data.load(item)
+                x = torch.from_numpy(lr).to(target).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+                y = run_model(model, x)[0]
+                sr = quantize_uint8(y)
+                if sr.shape != hr.shape:
+                    raise ConfigError(
+                        f"{item.hr_path}: the model returned {sr.shape[1]}x{sr.shape[0]} for a "
+                        f"{lr.shape[1]}x{lr.shape[0]} input, expected {hr.shape[1]}x{hr.shape[0]} (x{scale})"
+                    )
+                metrics = calculate_metrics(sr, hr, border, y_channel=y_channel)
+                result.images.append(ImageResult(item.name, metrics.psnr, metrics.ssim))
+                if out_dir is not None:
+                    from .images import write_image
+
+                    write_image(out_dir / f"{item.name}.png", sr)
+                advance()
+    finally:
+        model.train(was_training)
+        if previous_scale != scale:
+            model.set_scale(previous_scale)
+    return result
+
+
+@contextmanager
+def _progress(enabled: bool, label: str, total: int) -> Iterator[Callable[[], None]]:
+    """A transient rich progress bar over a dataset when ``enabled``; yields a callable advancing it by one image."""
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda: bar.advance(task)

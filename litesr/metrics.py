@@ -1,0 +1,144 @@
+"""PSNR and SSIM as the SR papers measure them (RCAN's ``Evaluate_PSNR_SSIM.m``, BasicSR ``psnr_ssim``).
+
+The protocol: integer images (uint8, or uint16 with a peak of 65535), ``crop_border`` pixels (the scale) shaved from
+each border, then either the BT.601 luma Y computed in floating point from the integer values (MATLAB
+``rgb2ycbcr(im2double(img))`` times the peak, *not* rounded) or all RGB channels. PSNR from the mean squared error
+over every remaining value; SSIM is Wang et al.'s ``ssim_index``: 11x11 Gaussian window (sigma 1.5), K1 = 0.01,
+K2 = 0.03, L = the peak, 'valid' filtering, float64, averaged over channels for RGB.
+
+Gray (2-D) images count as an RGB image with three equal channels, so their Y is ``16 + 219/255 * v`` (what the
+RCAN/EDSR pipelines do: they replicate gray images to three channels when preparing the test data).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+# BT.601 luma of RGB in [0, 1], on the 0..255 scale (MATLAB rgb2ycbcr's first row and offset).
+_Y_WEIGHTS = (65.481, 128.553, 24.966)
+_Y_OFFSET = 16.0
+_SSIM_WINDOW = 11
+_SSIM_SIGMA = 1.5
+_SSIM_K1 = 0.01
+_SSIM_K2 = 0.03
+
+
+class Metrics(NamedTuple):
+    psnr: float
+    ssim: float
+
+
+def peak_value(img: np.ndarray) -> float:
+    """The data range of an image: 255 for uint8, 65535 for uint16, 255 for anything else (floats on 0..255)."""
+    if img.dtype == np.uint16:
+        return 65535.0
+    return 255.0
+
+
+def rgb_to_y(img: np.ndarray, peak: float | None = None) -> np.ndarray:
+    """BT.601 Y of an RGB (H, W, 3) or gray (H, W) image, float64 on the image's own scale (0..peak), not rounded.
+
+    ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` for R, G, B in [0, 1], rescaled from 0..255 to 0..peak. A gray image
+    is treated as three equal channels.
+    """
+    peak = peak_value(img) if peak is None else float(peak)
+    x = np.asarray(img, dtype=np.float64) / peak
+    if x.ndim == 2:
+        luma = sum(_Y_WEIGHTS) * x
+    elif x.ndim == 3 and x.shape[2] == 3:
+        luma = _Y_WEIGHTS[0] * x[..., 0] + _Y_WEIGHTS[1] * x[..., 1] + _Y_WEIGHTS[2] * x[..., 2]
+    elif x.ndim == 3 and x.shape[2] == 1:
+        luma = sum(_Y_WEIGHTS) * x[..., 0]
+    else:
+        raise ValueError(f"rgb_to_y expects an (H, W, 3) or (H, W) image, got shape {img.shape}")
+    return (_Y_OFFSET + luma) * (peak / 255.0)
+
+
+def _prepare(
+    img1: np.ndarray, img2: np.ndarray, crop_border: int, y_channel: bool, peak: float | None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Shave the borders and pick Y or RGB; returns two float64 (H, W, C) arrays and the peak value."""
+    if img1.shape != img2.shape:
+        raise ValueError(f"images differ in shape: {img1.shape} vs {img2.shape}")
+    if img1.ndim not in (2, 3):
+        raise ValueError(f"expected (H, W) or (H, W, C) images, got shape {img1.shape}")
+    peak = peak_value(img1) if peak is None else float(peak)
+    if crop_border < 0:
+        raise ValueError(f"crop_border must be >= 0, got {crop_border}")
+    if crop_border:
+        if min(img1.shape[:2]) <= 2 * crop_border:
+            raise ValueError(f"image of size {img1.shape[1]}x{img1.shape[0]} is too small to crop {crop_border} pixels")
+        img1 = img1[crop_border:-crop_border, crop_border:-crop_border, ...]
+        img2 = img2[crop_border:-crop_border, crop_border:-crop_border, ...]
+    if y_channel and (img1.ndim == 2 or img1.shape[2] in (1, 3)):
+        a, b = rgb_to_y(img1, peak), rgb_to_y(img2, peak)
+    else:
+        a, b = np.asarray(img1, dtype=np.float64), np.asarray(img2, dtype=np.float64)
+    if a.ndim == 2:
+        a, b = a[..., None], b[..., None]
+    return a, b, peak
+
+
+def psnr(
+    img1: np.ndarray, img2: np.ndarray, crop_border: int = 0, *, y_channel: bool = True, peak: float | None = None
+) -> float:
+    """PSNR in dB over Y (default) or all channels; ``inf`` for identical images. ``peak`` defaults from the dtype."""
+    a, b, peak = _prepare(img1, img2, crop_border, y_channel, peak)
+    return _psnr_of(a, b, peak)
+
+
+def _gaussian_window_1d() -> np.ndarray:
+    # fspecial('gaussian', 11, 1.5) is the outer product of this normalised 1-D kernel with itself.
+    r = np.arange(_SSIM_WINDOW, dtype=np.float64) - (_SSIM_WINDOW - 1) / 2
+    g = np.exp(-(r * r) / (2 * _SSIM_SIGMA**2))
+    return g / g.sum()
+
+
+def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """MATLAB ``filter2(window, x, 'valid')`` with the separable Gaussian window, on (H, W, C) float64."""
+    n = len(g)
+    rows = x.shape[0] - n + 1
+    x = sum(g[k] * x[k : k + rows] for k in range(n))
+    cols = x.shape[1] - n + 1
+    return sum(g[k] * x[:, k : k + cols] for k in range(n))
+
+
+def _ssim_channels(a: np.ndarray, b: np.ndarray, peak: float) -> np.ndarray:
+    """Mean SSIM of each channel of two float64 (H, W, C) arrays."""
+    if min(a.shape[:2]) < _SSIM_WINDOW:
+        size = f"{a.shape[1]}x{a.shape[0]}"
+        raise ValueError(f"SSIM needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW} pixels, got {size}")
+    c1 = (_SSIM_K1 * peak) ** 2
+    c2 = (_SSIM_K2 * peak) ** 2
+    g = _gaussian_window_1d()
+    mu1, mu2 = _filter_valid(a, g), _filter_valid(b, g)
+    mu1_sq, mu2_sq, mu1_mu2 = mu1 * mu1, mu2 * mu2, mu1 * mu2
+    sigma1_sq = _filter_valid(a * a, g) - mu1_sq
+    sigma2_sq = _filter_valid(b * b, g) - mu2_sq
+    sigma12 = _filter_valid(a * b, g) - mu1_mu2
+    ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
+    return ssim_map.mean(axis=(0, 1))
+
+
+def _psnr_of(a: np.ndarray, b: np.ndarray, peak: float) -> float:
+    mse = float(np.mean((a - b) ** 2))
+    return math.inf if mse == 0.0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def ssim(
+    img1: np.ndarray, img2: np.ndarray, crop_border: int = 0, *, y_channel: bool = True, peak: float | None = None
+) -> float:
+    """SSIM (MATLAB ``ssim_index``) over Y (default) or each channel averaged; ``peak`` defaults from the dtype."""
+    a, b, peak = _prepare(img1, img2, crop_border, y_channel, peak)
+    return float(_ssim_channels(a, b, peak).mean())
+
+
+def calculate_metrics(
+    sr: np.ndarray, hr: np.ndarray, crop_border: int, *, y_channel: bool = True, peak: float | None = None
+) -> Metrics:
+    """PSNR and SSIM of ``sr`` against ``hr`` under the same crop and channel choice (one preparation for both)."""
+    a, b, peak = _prepare(sr, hr, crop_border, y_channel, peak)
+    return Metrics(_psnr_of(a, b, peak), float(_ssim_channels(a, b, peak).mean()))
