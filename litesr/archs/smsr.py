@@ -200,7 +200,7 @@ def _detect(sd: StateDict) -> dict | None:
 
 
 @register_arch("smsr", scales=(2, 3, 4), detect=_detect, paper="Wang et al., CVPR 2021",
-               tiny={"n_feats": 8, "n_blocks": 2, "n_layers": 2})
+               tiny={"n_feats": 16, "n_blocks": 2, "n_layers": 2})  # CA reduction 16 needs >= 16
 class SMSR(SRModel):
     """SMSR: sparse mask modules that skip computation on masked-out pixels and channels; bicubic global skip."""
 
