@@ -6,7 +6,8 @@ Names of sub-modules follow the official code of the architectures that use them
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -318,3 +319,12 @@ class ESA(nn.Module):
             c3 = self.conv3(c1)
         c3 = F.interpolate(c3, (x.size(2), x.size(3)), mode="bilinear", align_corners=False)
         return x * torch.sigmoid(self.conv4(c3 + self.conv_f(c1_)))
+
+
+def count_indexed(state_dict: Mapping[str, Tensor], pattern: str) -> int:
+    """How many distinct indices the first group of ``pattern`` takes over the keys (``r"body\\.(\\d+)\\."`` -> blocks).
+
+    For ``detect`` functions; the pattern is matched from the start of each key (``re.match``).
+    """
+    regex = re.compile(pattern)
+    return len({m.group(1) for key in state_dict if (m := regex.match(key))})

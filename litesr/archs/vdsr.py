@@ -1,0 +1,65 @@
+"""VDSR: Accurate Image Super-Resolution Using Very Deep Convolutional Networks (Kim et al., CVPR 2016).
+
+Twenty 3x3 convolutions of 64 channels without bias (ReLU after all but the last) predict the residual between the
+bicubic-upsampled Y channel and the HR Y channel. One network handles x2, x3 and x4 (trained on a mix of scales), so
+the model is ``multi_scale``: ``forward(x, scale)`` upsamples the LR input with MATLAB bicubic, then adds the residual.
+
+The authors' code is MATLAB; state-dict names follow the canonical PyTorch port (twtygqyy/pytorch-vdsr ``vdsr.py``):
+``input`` (1 -> 64), ``residual_layer.{0..17}.conv`` (64 -> 64), ``output`` (64 -> 1). 664,704 parameters.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..imresize import imresize
+from ..registry import StateDict, register_arch, register_variant
+from .base import SRModel
+from .blocks import count_indexed
+
+
+class ConvReLU(nn.Module):
+    """One hidden layer of VDSR (the port's ``Conv_ReLU_Block``): 3x3 conv without bias, then ReLU."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.conv(x))
+
+
+def _detect(sd: StateDict) -> dict | None:
+    if "input.weight" not in sd or "output.weight" not in sd or "residual_layer.0.conv.weight" not in sd:
+        return None
+    hidden = count_indexed(sd, r"residual_layer\.(\d+)\.conv\.weight$")
+    num_feat, num_channels = sd["input.weight"].shape[:2]
+    return {"scale": 2, "num_channels": num_channels, "num_feat": num_feat, "num_layers": hidden + 2}
+
+
+@register_arch("vdsr", scales=(2, 3, 4), detect=_detect, paper="Kim et al., CVPR 2016",
+               tiny={"num_layers": 4, "num_feat": 8})
+class VDSR(SRModel):
+    """VDSR: 20 bias-free 3x3 convolutions, global residual on the bicubic-upsampled Y channel; one model for x2-x4."""
+
+    multi_scale = True
+
+    def __init__(self, scale: int = 2, num_channels: int = 1, num_feat: int = 64, num_layers: int = 20) -> None:
+        super().__init__()
+        if num_layers < 2:
+            raise ValueError(f"VDSR needs at least 2 layers (input and output), not {num_layers}")
+        self.scale = scale
+        self.color_space = "y" if num_channels == 1 else "rgb"
+        self.residual_layer = nn.Sequential(*(ConvReLU(num_feat) for _ in range(num_layers - 2)))
+        self.input = nn.Conv2d(num_channels, num_feat, 3, padding=1, bias=False)
+        self.output = nn.Conv2d(num_feat, num_channels, 3, padding=1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor, scale: int | None = None) -> Tensor:
+        upsampled = imresize(x, scale=scale or self.scale)
+        return self.output(self.residual_layer(self.relu(self.input(upsampled)))) + upsampled
+
+
+register_variant("vdsr", "vdsr", {}, description="VDSR (20 layers, 64 channels, Y; one model for x2/x3/x4)",
+                 paper_params={2: 665_000, 3: 665_000, 4: 665_000})
