@@ -12,9 +12,9 @@ from PIL import Image
 from litesr.imresize import bicubic_downsample_uint8, imresize, modcrop, round_half_away, to_uint8_range
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
-    """Single-threaded torch: many small ops on a shared 2-core machine run far faster without OpenMP hand-offs."""
+    """Single-threaded torch: on a loaded 2-core machine, 2 OpenMP threads made these tests ~8x slower (wall)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -43,7 +43,7 @@ LR_CASES = [
 
 @pytest.mark.parametrize(("dataset", "folder", "border", "scale", "round_each_pass"), LR_CASES,
                          ids=[f"{c[0]}-{c[1]}-X{c[3]}" for c in LR_CASES])
-def test_bit_exact_with_benchmark_lr_files(datasets_dir, one_thread, dataset, folder, border, scale, round_each_pass):
+def test_bit_exact_with_benchmark_lr_files(datasets_dir, dataset, folder, border, scale, round_each_pass):
     lr_dir = datasets_dir / dataset / folder / f"X{scale}"
     hr_files = sorted((datasets_dir / dataset / "HR").glob("*.png"))
     assert hr_files and lr_dir.is_dir()
@@ -56,7 +56,7 @@ def test_bit_exact_with_benchmark_lr_files(datasets_dir, one_thread, dataset, fo
         assert mismatched == 0, f"{hr_path.name}: {mismatched} pixels differ from {lr_dir.name}"
 
 
-def test_pass_order_and_rounding_matter(datasets_dir, one_thread):
+def test_pass_order_and_rounding_matter(datasets_dir):
     """The bit-exact match is not vacuous: the double pipeline differs from the uint8 one on these files."""
     hr = _read(datasets_dir / "Set5" / "HR" / "butterfly.png")
     per_pass = bicubic_downsample_uint8(hr, 4)
