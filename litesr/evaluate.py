@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .data.benchmark import BenchmarkDataset, open_dataset
-from .errors import ConfigError
+from .errors import ConfigError, DatasetError
 from .imresize import to_uint8_range
 from .inference import resolve_device, run_model
 from .metrics import calculate_metrics
@@ -130,7 +130,10 @@ def evaluate(
                         f"{item.hr_path}: the model returned {sr.shape[1]}x{sr.shape[0]} for a "
                         f"{lr.shape[1]}x{lr.shape[0]} input, expected {hr.shape[1]}x{hr.shape[0]} (x{scale})"
                     )
-                metrics = calculate_metrics(sr, hr, border, y_channel=y_channel)
+                try:
+                    metrics = calculate_metrics(sr, hr, border, y_channel=y_channel)
+                except ValueError as exc:  # an image too small for the crop or the SSIM window
+                    raise DatasetError(f"{item.hr_path}: {exc}") from None
                 result.images.append(ImageResult(item.name, metrics.psnr, metrics.ssim))
                 if out_dir is not None:
                     from .images import write_image

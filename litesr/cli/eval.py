@@ -108,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     from ..data.benchmark import open_dataset
     from ..evaluate import evaluate
 
+    if args.lr_dir is not None and len(args.dataset) > 1:
+        raise ConfigError("--lr-dir names the LR folder of one dataset; give a single --dataset with it")
     if args.crop is not None and args.crop < 0:
         raise ConfigError(f"--crop must be >= 0, not {args.crop}")
     models = _models(args)
