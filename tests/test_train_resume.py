@@ -22,6 +22,15 @@ from litesr.train import Trainer, build_config, read_state, run
 TOTAL = 12
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Training tests run single-threaded: on a shared 2-core machine, 2 OpenMP threads mostly wait on each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def config(tmp_path: Path, name: str, workers: int = 0) -> dict:
     return {
         "name": name,
@@ -65,7 +74,7 @@ def test_sigterm_then_resume_matches_uninterrupted(reference) -> None:
     cfg_file = tmp / "killed.yml"
     cfg_file.write_text(yaml.safe_dump(config(tmp, "killed")))
     run_dir = tmp / "runs" / "killed"
-    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # as in this process (one_thread)
     proc = subprocess.Popen([sys.executable, "-m", "litesr.cli", "train", "--config", str(cfg_file)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log = run_dir / "metrics.jsonl"
