@@ -292,6 +292,9 @@ class ESA(nn.Module):
     ``conv`` builds the 3x3 convs and ``down_conv`` the strided one (BSRN: BSConvU), ``pointwise`` the 1x1 convs.
     """
 
+    # The strided 3x3 (no padding) and the 7x7 / 3 max-pool need this many pixels per side (see ``run_at_least``).
+    min_size = 15
+
     def __init__(self, n_feats: int, esa_channels: int | None = None, *, full: bool = True,
                  conv: Callable[..., nn.Module] = nn.Conv2d, down_conv: Callable[..., nn.Module] | None = None,
                  pointwise: Callable[[int, int], nn.Module] = _conv1x1,

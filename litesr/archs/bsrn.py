@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
-from .blocks import ESA, BSConvU, CCALayer, UpsampleOneStep
+from .blocks import ESA, BSConvU, CCALayer, UpsampleOneStep, run_at_least
 
 BlockType = Literal["esdb", "rfdb_linear"]
 
@@ -120,6 +120,8 @@ def _detect(sd: StateDict) -> dict | None:
 class BSRN(SRModel):
     """BSRN: blueprint-separable (BSConvU) distillation blocks with ESA and CCA, one-step pixel-shuffle; RGB [0, 1]."""
 
+    min_size = ESA.min_size  # smaller inputs are padded
+
     def __init__(self, scale: int = 4, num_in_ch: int = 3, num_feat: int = 64, num_block: int = 8, num_out_ch: int = 3,
                  block_type: BlockType = "esdb") -> None:
         super().__init__()
@@ -138,6 +140,9 @@ class BSRN(SRModel):
         self.upsampler = PixelShuffleDirect(scale, num_feat, num_out_ch)
 
     def forward(self, x: Tensor) -> Tensor:
+        return run_at_least(self._forward, x, self.min_size, self.scale)
+
+    def _forward(self, x: Tensor) -> Tensor:
         fea = self.fea_conv(torch.cat([x, x, x, x], dim=1))
         outs = []
         out = fea

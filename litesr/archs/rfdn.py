@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
-from .blocks import ESA, CCALayer, conv, pixelshuffle_block
+from .blocks import ESA, CCALayer, conv, pixelshuffle_block, run_at_least
 
 
 class RFDB(nn.Module):
@@ -84,6 +84,7 @@ class RFDN(SRModel):
             raise ConfigError(f"rfdn: attention must be 'esa' or 'cca', not {attention!r}")
         self.scale = scale
         self.num_modules = num_modules
+        self.min_size = ESA.min_size if attention == "esa" else 1  # ESA pools: smaller inputs are padded
         self.fea_conv = conv(in_nc, nf, 3)
         for i in range(1, num_modules + 1):
             setattr(self, f"B{i}", RFDB(nf, attention))
@@ -92,6 +93,9 @@ class RFDN(SRModel):
         self.upsampler = pixelshuffle_block(nf, out_nc, scale)
 
     def forward(self, x: Tensor) -> Tensor:
+        return run_at_least(self._forward, x, self.min_size, self.scale)
+
+    def _forward(self, x: Tensor) -> Tensor:
         fea = self.fea_conv(x)
         outs = []
         out = fea

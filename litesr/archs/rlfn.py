@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
-from .blocks import ESA, conv, pixelshuffle_block
+from .blocks import ESA, conv, pixelshuffle_block, run_at_least
 
 
 class RLFB(nn.Module):
@@ -42,15 +42,18 @@ def _detect(sd: StateDict) -> dict | None:
         return None
     feature_channels, in_channels = sd["conv_1.weight"].shape[:2]
     out_channels = in_channels
-    return {
+    config = {
         "scale": math.isqrt(sd["upsampler.0.weight"].shape[0] // out_channels),
         "in_channels": in_channels,
         "out_channels": out_channels,
         "feature_channels": feature_channels,
-        "mid_channels": sd["block_1.c1_r.weight"].shape[0],
         "num_blocks": len({m.group(1) for k in sd if (m := re.match(r"block_(\d+)\.", k))}),
         "esa_channels": sd["block_1.esa.conv1.weight"].shape[0],
     }
+    mid_channels = sd["block_1.c1_r.weight"].shape[0]
+    if mid_channels != feature_channels:  # only the pruned NTIRE model has a different inner width
+        config["mid_channels"] = mid_channels
+    return config
 
 
 @register_arch("rlfn", scales=(2, 3, 4), detect=_detect, paper="Kong et al., CVPR Workshops (NTIRE) 2022",
@@ -59,6 +62,7 @@ class RLFN(SRModel):
     """RLFN: residual local feature blocks (three convs + ESA), long skip, pixel-shuffle; input in [0, 255]."""
 
     input_range = 255.0
+    min_size = ESA.min_size  # smaller inputs are padded
 
     def __init__(self, scale: int = 4, in_channels: int = 3, out_channels: int = 3, feature_channels: int = 52,
                  mid_channels: int | None = None, num_blocks: int = 6, esa_channels: int = 16) -> None:
@@ -73,6 +77,9 @@ class RLFN(SRModel):
         self.upsampler = pixelshuffle_block(feature_channels, out_channels, scale)
 
     def forward(self, x: Tensor) -> Tensor:
+        return run_at_least(self._forward, x, self.min_size, self.scale)
+
+    def _forward(self, x: Tensor) -> Tensor:
         feature = self.conv_1(x)
         out = feature
         for i in range(1, self.num_blocks + 1):
