@@ -22,7 +22,7 @@ from litesr.train import Trainer, build_config, read_state, run
 TOTAL = 12
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Training tests run single-threaded: on a shared 2-core machine, 2 OpenMP threads mostly wait on each other."""
     before = torch.get_num_threads()
