@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
-from .blocks import BodyLayerNorm, UpsampleOneStep, pad_to_multiple
+from .blocks import BodyLayerNorm, UpsampleOneStep, count_indexed, pad_to_multiple
 
 
 class FeedForward(nn.Module):
@@ -171,11 +171,6 @@ class _DITNBase(SRModel):
         return out[..., : h * self.scale, : w * self.scale]
 
 
-def _count(sd: StateDict, pattern: str) -> int:
-    regex = re.compile(pattern)
-    return len({m.group(1) for k in sd if (m := regex.match(k))})
-
-
 def _detect(sd: StateDict, deploy: bool) -> dict[str, Any] | None:
     marker = "conv1.weight" if deploy else "norm1.body.weight"
     if "sft.weight" not in sd or not any(re.match(rf"UFONE\.\d+\.(ITLs|SALs)\.\d+\.{re.escape(marker)}$", k)
@@ -186,9 +181,9 @@ def _detect(sd: StateDict, deploy: bool) -> dict[str, Any] | None:
     return {
         "scale": math.isqrt(sd["upsample.0.weight"].shape[0] // 3),
         "inp_channels": int(inp_channels), "dim": int(dim),
-        "itl_blocks": _count(sd, r"UFONE\.0\.ITLs\.(\d+)\.attn\.temperature$"),
-        "sal_blocks": _count(sd, r"UFONE\.0\.SALs\.(\d+)\.SDA\.scale$"),
-        "ufone_blocks": _count(sd, r"UFONE\.(\d+)\."),
+        "itl_blocks": count_indexed(sd, r"UFONE\.0\.ITLs\.(\d+)\.attn\.temperature$"),
+        "sal_blocks": count_indexed(sd, r"UFONE\.0\.SALs\.(\d+)\.SDA\.scale$"),
+        "ufone_blocks": count_indexed(sd, r"UFONE\.(\d+)\."),
         "ffn_expansion_factor": project_in.shape[0] / 2 / dim,
         "bias": any(k.endswith("ffn.project_in.bias") for k in sd),
         # patch_size leaves no trace in the weights; 8 is the only released value.

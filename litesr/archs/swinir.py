@@ -36,6 +36,7 @@ from .blocks import (
     Mlp,
     Upsample,
     UpsampleOneStep,
+    count_indexed,
     drop_path_rates,
     pad_to_multiple,
     relative_position_index,
@@ -136,7 +137,7 @@ class SwinTransformerBlock(nn.Module):
         x = x.view(b, h, w, c)
         if shift:
             x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
-        windows = window_partition(x, ws).view(-1, ws * ws, c)
+        windows = window_partition(x, ws).reshape(-1, ws * ws, c)
         windows = self.attn(windows, mask if shift else None).view(-1, ws, ws, c)
         x = window_reverse(windows, ws, h, w)
         if shift:
@@ -219,12 +220,6 @@ def _as_tuple(values: int | Sequence[int], n: int, name: str) -> tuple[int, ...]
     return out
 
 
-def _count(sd: StateDict, pattern: str) -> int:
-    """How many distinct indices fill ``(\\d+)`` in ``pattern`` among the keys."""
-    regex = re.compile(pattern)
-    return len({m.group(1) for k in sd if (m := regex.match(k))})
-
-
 def _pixelshuffle_scale(sd: StateDict, prefix: str, num_feat: int) -> int:
     """Scale of an ``Upsample`` stack: 2 per (conv to 4C + PS(2)) stage, 3 for a single conv to 9C."""
     scale, i = 1, 0
@@ -241,14 +236,15 @@ def detect_swin_common(sd: StateDict, heads_key: str, heads_dim: int) -> dict[st
     if "conv_first.weight" not in sd or block0 + "norm1.weight" not in sd or block0 + heads_key not in sd:
         return None
     embed_dim, in_chans = sd["conv_first.weight"].shape[:2]
-    n_layers = _count(sd, r"layers\.(\d+)\.residual_group\.blocks\.0\.norm1\.weight")
-    depths = tuple(_count(sd, rf"layers\.{i}\.residual_group\.blocks\.(\d+)\.norm1\.weight") for i in range(n_layers))
+    n_layers = count_indexed(sd, r"layers\.(\d+)\.residual_group\.blocks\.0\.norm1\.weight")
+    depths = tuple(count_indexed(sd, rf"layers\.{i}\.residual_group\.blocks\.(\d+)\.norm1\.weight")
+                   for i in range(n_layers))
     heads = tuple(sd[f"layers.{i}.residual_group.blocks.0.{heads_key}"].shape[heads_dim] for i in range(n_layers))
     window_size = math.isqrt(sd[block0 + "attn.relative_position_index"].shape[0])
     mask_key = next((k for k in sd if re.match(r"layers\.\d+\.residual_group\.blocks\.\d+\.attn_mask$", k)), None)
     img_size = None if mask_key is None else math.isqrt(sd[mask_key].shape[0]) * window_size
     if "conv_before_upsample.0.weight" in sd and "conv_up1.weight" in sd:
-        upsampler, scale = "nearest+conv", 2 ** _count(sd, r"conv_up(\d+)\.weight$")
+        upsampler, scale = "nearest+conv", 2 ** count_indexed(sd, r"conv_up(\d+)\.weight$")
     elif "conv_before_upsample.0.weight" in sd:
         upsampler, scale = "pixelshuffle", _pixelshuffle_scale(sd, "upsample", NUM_FEAT)
     elif "upsample.0.weight" in sd:
