@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from typing import Literal
 
 import torch
@@ -24,7 +23,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
-from .blocks import ESA, BSConvU, CCALayer, UpsampleOneStep, run_at_least
+from .blocks import ESA, BSConvU, CCALayer, UpsampleOneStep, count_indexed, run_at_least
 
 BlockType = Literal["esdb", "rfdb_linear"]
 
@@ -109,7 +108,7 @@ def _detect(sd: StateDict) -> dict | None:
         "scale": math.isqrt(sd["upsampler.upsampleOneStep.0.weight"].shape[0] // num_in_ch),
         "num_in_ch": num_in_ch,
         "num_feat": pw.shape[0],
-        "num_block": len({m.group(1) for k in sd if (m := re.match(r"B(\d+)\.", k))}),
+        "num_block": count_indexed(sd, r"B(\d+)\."),
         "num_out_ch": num_in_ch,
         "block_type": "rfdb_linear" if pw.ndim == 2 else "esdb",
     }

@@ -14,7 +14,6 @@ litesr loads. :meth:`ECBSR.to_deploy` converts one into the other with equal out
 from __future__ import annotations
 
 import math
-import re
 from typing import Literal
 
 import torch
@@ -24,6 +23,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
+from .blocks import count_indexed
 
 ActType = Literal["prelu", "relu"]
 
@@ -153,7 +153,7 @@ def _detect(sd: StateDict) -> dict | None:
         deploy, first, conv_key = True, "backbone.0.0.weight", "backbone.{}.0.weight"
     else:
         return None
-    depth = len({m.group(1) for k in sd if (m := re.match(r"backbone\.(\d+)\.", k))})
+    depth = count_indexed(sd, r"backbone\.(\d+)\.")
     num_feat, num_in_ch = sd[first].shape[:2]
     last_out = sd[conv_key.format(depth - 1)].shape[0]
     has_prelu = "backbone.0.act.weight" in sd if not deploy else "backbone.0.1.weight" in sd

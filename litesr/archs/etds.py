@@ -17,7 +17,6 @@ network equals ``clamp(training output, 0, 1)``. The released checkpoints are in
 from __future__ import annotations
 
 import math
-import re
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +25,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
+from .blocks import count_indexed
 
 
 def _conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -40,7 +40,7 @@ def _deploy_out_channels(num_in_ch: int, scale: int) -> int:
 def _detect(sd: StateDict) -> dict | None:
     if "conv_first.weight" not in sd or "conv_last.weight" not in sd or "backbone_convs.0.weight" not in sd:
         return None
-    num_block = len({m.group(1) for k in sd if (m := re.match(r"backbone_convs\.(\d+)\.", k))})
+    num_block = count_indexed(sd, r"backbone_convs\.(\d+)\.")
     first_out, num_in_ch = sd["conv_first.weight"].shape[:2]
     scale = math.isqrt(sd["conv_last.weight"].shape[0] // num_in_ch)
     config = {"scale": scale, "num_in_ch": num_in_ch, "num_block": num_block}

@@ -11,7 +11,6 @@ The released model was trained on pixels in [0, 255].
 from __future__ import annotations
 
 import math
-import re
 from typing import Literal
 
 import torch
@@ -20,7 +19,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
-from .blocks import ESA, CCALayer, conv, pixelshuffle_block, run_at_least
+from .blocks import ESA, CCALayer, conv, count_indexed, pixelshuffle_block, run_at_least
 
 
 class RFDB(nn.Module):
@@ -62,7 +61,7 @@ def _detect(sd: StateDict) -> dict | None:
         return None
     in_nc = sd["fea_conv.weight"].shape[1]
     nf = sd["fea_conv.weight"].shape[0]
-    num_modules = len({m.group(1) for k in sd if (m := re.match(r"B(\d+)\.", k))})
+    num_modules = count_indexed(sd, r"B(\d+)\.")
     out_nc = in_nc
     scale = math.isqrt(sd["upsampler.0.weight"].shape[0] // out_nc)
     attention = "esa" if "B1.esa.conv1.weight" in sd else "cca"

@@ -9,13 +9,12 @@ of RLFN is the pruned form without ``conv_max``/``conv3_``. RLFN and RLFN-S have
 from __future__ import annotations
 
 import math
-import re
 
 from torch import Tensor, nn
 
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
-from .blocks import ESA, conv, pixelshuffle_block, run_at_least
+from .blocks import ESA, conv, count_indexed, pixelshuffle_block, run_at_least
 
 
 class RLFB(nn.Module):
@@ -47,7 +46,7 @@ def _detect(sd: StateDict) -> dict | None:
         "in_channels": in_channels,
         "out_channels": out_channels,
         "feature_channels": feature_channels,
-        "num_blocks": len({m.group(1) for k in sd if (m := re.match(r"block_(\d+)\.", k))}),
+        "num_blocks": count_indexed(sd, r"block_(\d+)\."),
         "esa_channels": sd["block_1.esa.conv1.weight"].shape[0],
     }
     mid_channels = sd["block_1.c1_r.weight"].shape[0]
