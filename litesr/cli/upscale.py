@@ -324,17 +324,16 @@ def comparison(lr: Image, sr: Image, model_name: str) -> np.ndarray:
     panels = [(nearest, f"input (x{scale} nearest)"), (bicubic, "bicubic"), (sr_rgb, model_name)]
     gap = 4
     height, width = sr_rgb.shape[:2]
-    canvas = np.full((height, 3 * width + 2 * gap, 3), 255, dtype=np.uint8)
+    font = _font(max(10, min(16, width // 12)))
+    band = int(font.getbbox("Ag")[3]) + 8 if hasattr(font, "getbbox") else 18  # a label strip above the pictures
+    canvas = np.full((band + height, 3 * width + 2 * gap, 3), 255, dtype=np.uint8)
+    canvas[:band] = 40
     for i, (pixels, _) in enumerate(panels):
-        canvas[:, i * (width + gap) : i * (width + gap) + width] = np.round(np.clip(pixels, 0, 1) * 255)
+        canvas[band:, i * (width + gap) : i * (width + gap) + width] = np.round(np.clip(pixels, 0, 1) * 255)
     picture = PILImage.fromarray(canvas, "RGB")
-    draw = ImageDraw.Draw(picture, "RGBA")
-    font = _font(max(10, min(16, height // 16)))
+    draw = ImageDraw.Draw(picture)
     for i, (_, label) in enumerate(panels):
-        x = i * (width + gap) + 4
-        left, top, right, bottom = draw.textbbox((x, 4), label, font=font)
-        draw.rectangle((left - 3, top - 2, right + 3, bottom + 2), fill=(0, 0, 0, 150))
-        draw.text((x, 4), label, fill=(255, 255, 255, 255), font=font)
+        draw.text((i * (width + gap) + 4, 3), label, fill=(255, 255, 255), font=font)
     return np.asarray(picture)
 
 
