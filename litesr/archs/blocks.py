@@ -41,6 +41,17 @@ class Upsample(nn.Sequential):
         super().__init__(*layers)
 
 
+def upsample_scale(state_dict: Mapping[str, Tensor], prefix: str) -> int:
+    """The factor of an :class:`Upsample` stored under ``prefix``: each conv (``prefix.0``, ``prefix.2`` ...) multiplies
+    the channels by s^2 before a PixelShuffle(s). 1 when there is none (an empty upsampler)."""
+    scale, i = 1, 0
+    while f"{prefix}.{i}.weight" in state_dict:
+        weight = state_dict[f"{prefix}.{i}.weight"]
+        scale *= math.isqrt(weight.shape[0] // weight.shape[1])
+        i += 2
+    return scale
+
+
 class UpsampleOneStep(nn.Sequential):
     """SwinIR 'pixelshuffledirect': a single conv to out_ch * s^2 and PixelShuffle(s)."""
 

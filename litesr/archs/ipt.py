@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
-from .blocks import DerivedBuffers, MeanShift, Upsample, conv, count_indexed
+from .blocks import DerivedBuffers, MeanShift, Upsample, conv, count_indexed, upsample_scale
 from .edsr import ResBlock
 
 PAPER_TASKS = ("sr_x2", "sr_x3", "sr_x4", "denoise30", "denoise50", "derain")
@@ -200,14 +200,7 @@ def _detect(sd: StateDict) -> dict[str, Any] | None:
         seq_length = sd["body.query_embed.weight"].shape[1] // embedding
     else:
         seq_length = (48 // patch_dim) ** 2  # nothing in the weights tells; 48 is the official patch size
-    scales = []
-    for i in range(count_indexed(sd, r"tail\.(\d+)\.1\.weight$")):
-        scale, j = 1, 0
-        while f"tail.{i}.0.{j}.weight" in sd:
-            w = sd[f"tail.{i}.0.{j}.weight"]
-            scale *= math.isqrt(w.shape[0] // w.shape[1])
-            j += 2
-        scales.append(scale)
+    scales = [upsample_scale(sd, f"tail.{i}.0") for i in range(count_indexed(sd, r"tail\.(\d+)\.1\.weight$"))]
     tasks = _task_names(scales)
     try:
         rgb_range = float(round(float((-sd["sub_mean.bias"] / torch.tensor((0.4488, 0.4371, 0.4040))).mean())))

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import StateDict, register_arch, register_variant
-from .blocks import DerivedBuffers, pad_to_multiple, relative_position_index
+from .blocks import DerivedBuffers, pad_to_multiple, relative_position_index, upsample_scale
 from .swinir import NUM_FEAT, SwinIR, SwinTransformerBlock, _upsample, detect_swin_common, windowed_attention
 
 
@@ -94,11 +94,7 @@ def _detect(sd: StateDict) -> dict[str, Any] | None:
     elif "conv_after_body_hf.weight" in sd:
         config["upsampler"] = "pixelshuffle_hf"
     if config["upsampler"] in ("pixelshuffle_aux", "pixelshuffle_hf"):
-        config["scale"] = 1
-        i = 0
-        while f"upsample.{i}.weight" in sd:
-            config["scale"] *= math.isqrt(sd[f"upsample.{i}.weight"].shape[0] // NUM_FEAT)
-            i += 2
+        config["scale"] = upsample_scale(sd, "upsample")
     return config
 
 

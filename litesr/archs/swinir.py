@@ -41,6 +41,7 @@ from .blocks import (
     pad_to_multiple,
     relative_position_index,
     shifted_window_mask,
+    upsample_scale,
     window_partition,
     window_reverse,
 )
@@ -220,15 +221,6 @@ def _as_tuple(values: int | Sequence[int], n: int, name: str) -> tuple[int, ...]
     return out
 
 
-def _pixelshuffle_scale(sd: StateDict, prefix: str, num_feat: int) -> int:
-    """Scale of an ``Upsample`` stack: 2 per (conv to 4C + PS(2)) stage, 3 for a single conv to 9C."""
-    scale, i = 1, 0
-    while f"{prefix}.{i}.weight" in sd:
-        scale *= math.isqrt(sd[f"{prefix}.{i}.weight"].shape[0] // num_feat)
-        i += 2
-    return scale
-
-
 def detect_swin_common(sd: StateDict, heads_key: str, heads_dim: int) -> dict[str, Any] | None:
     """Hyper-parameters SwinIR and Swin2SR state dicts share; dimension ``heads_dim`` of each stage's first-block
     ``heads_key`` tensor is its number of heads."""
@@ -246,7 +238,7 @@ def detect_swin_common(sd: StateDict, heads_key: str, heads_dim: int) -> dict[st
     if "conv_before_upsample.0.weight" in sd and "conv_up1.weight" in sd:
         upsampler, scale = "nearest+conv", 2 ** count_indexed(sd, r"conv_up(\d+)\.weight$")
     elif "conv_before_upsample.0.weight" in sd:
-        upsampler, scale = "pixelshuffle", _pixelshuffle_scale(sd, "upsample", NUM_FEAT)
+        upsampler, scale = "pixelshuffle", upsample_scale(sd, "upsample")
     elif "upsample.0.weight" in sd:
         upsampler, scale = "pixelshuffledirect", math.isqrt(sd["upsample.0.weight"].shape[0] // in_chans)
     else:
