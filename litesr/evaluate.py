@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -86,15 +86,21 @@ def evaluate(
     data_root: str | os.PathLike | None = None,
     y_channel: bool = True,
     crop_border: int | None = None,
+    gray: Literal["y", "raw"] = "y",
     device: str | torch.device | None = "cpu",
     save_dir: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> DatasetResult:
     """PSNR/SSIM of ``model`` on ``dataset`` (a name under ``data_root``, a folder, or an opened dataset) at ``scale``.
 
-    ``crop_border`` defaults to the scale; ``y_channel=False`` measures RGB. The model is moved to ``device``
-    (``"auto"``: CUDA when available) and switched to ``scale`` if it is multi-scale; its train/eval mode and scale
-    are restored afterwards. ``save_dir`` receives the SR images as ``<name>.png``.
+    ``crop_border`` defaults to the scale; ``y_channel=False`` measures RGB. Gray HR files (Set14 ``bridge``) go
+    through the model as three equal channels; ``gray="y"`` (default, as BasicSR and the IMDN/SwinIR tables) measures
+    them like any RGB image, so on Y = 16 + 219/255 v; ``gray="raw"`` measures their gray values against the SR
+    channel mean, as ``Evaluate_PSNR_SSIM.m`` does for single-channel HR (the published bicubic Set14 row).
+
+    The model is moved to ``device`` (``"auto"``: CUDA when available) and switched to ``scale`` if it is
+    multi-scale; its train/eval mode and scale are restored afterwards. ``save_dir`` receives the SR images as
+    ``<name>.png``.
     """
     if isinstance(dataset, BenchmarkDataset):
         if dataset.scale != scale:
@@ -105,6 +111,8 @@ def evaluate(
     border = scale if crop_border is None else int(crop_border)
     if border < 0:
         raise ConfigError(f"crop border must be >= 0, not {border}")
+    if gray not in ("y", "raw"):
+        raise ConfigError(f"gray must be 'y' or 'raw', not {gray!r}")
     target = _device(device, model)
     out_dir = Path(save_dir) if save_dir is not None else None
 
@@ -121,7 +129,8 @@ def evaluate(
     try:
         with _progress(progress, f"{data.name} x{scale}", len(data)) as advance, torch.inference_mode():
             for item in data:
-                hr, lr = data.load(item)
+                sample = data.load_sample(item)
+                hr, lr = sample.hr, sample.lr
                 x = torch.from_numpy(lr).to(target).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
                 y = run_model(model, x)[0]
                 sr = quantize_uint8(y)
@@ -130,8 +139,12 @@ def evaluate(
                         f"{item.hr_path}: the model returned {sr.shape[1]}x{sr.shape[0]} for a "
                         f"{lr.shape[1]}x{lr.shape[0]} input, expected {hr.shape[1]}x{hr.shape[0]} (x{scale})"
                     )
+                measured_sr, measured_hr, on_y = sr, hr, y_channel
+                if sample.gray and gray == "raw":
+                    measured_sr = quantize_uint8(y.mean(dim=0, keepdim=True))[..., 0]
+                    measured_hr, on_y = hr[..., 0], False
                 try:
-                    metrics = calculate_metrics(sr, hr, border, y_channel=y_channel)
+                    metrics = calculate_metrics(measured_sr, measured_hr, border, y_channel=on_y)
                 except ValueError as exc:  # an image too small for the crop or the SSIM window
                     raise DatasetError(f"{item.hr_path}: {exc}") from None
                 result.images.append(ImageResult(item.name, metrics.psnr, metrics.ssim))

@@ -94,7 +94,8 @@ def test_published_numbers_set14_b100(datasets_dir, weights_dir, dataset, scale)
     imdn = evaluate(load_model(weights_dir / "IMDN" / f"IMDN_x{scale}.pth"), dataset, scale, data_root=datasets_dir)
     assert abs(imdn.psnr - IMDN[(dataset, scale)][0]) <= 0.02, imdn.psnr
     assert abs(imdn.ssim - IMDN[(dataset, scale)][1]) <= 0.0005, imdn.ssim
-    bicubic = evaluate(create_model("bicubic", scale=scale), dataset, scale, data_root=datasets_dir)
+    # The bicubic rows measured the gray Set14 bridge.png on its gray values, not on Y (see test_gray_raw_...).
+    bicubic = evaluate(create_model("bicubic", scale=scale), dataset, scale, data_root=datasets_dir, gray="raw")
     assert abs(bicubic.psnr - BICUBIC[(dataset, scale)][0]) <= 0.02, bicubic.psnr
 
 
@@ -171,6 +172,16 @@ def test_evaluate_options_and_scale_checks(tiny_set):
     with torch.no_grad():
         r = evaluate(bicubic, tiny_set / "Tiny" / "HR", 2, device="cpu", lr_dir=tiny_set / "Tiny" / "LR_bicubic")
     assert r.images == y.images and r.lr_source == "given"
+
+
+def test_gray_raw_measures_gray_files_on_their_values(tiny_set):
+    bicubic = create_model("bicubic", scale=2)
+    on_y = {r.name: r for r in evaluate(bicubic, "Tiny", 2, data_root=tiny_set).images}
+    raw = {r.name: r for r in evaluate(bicubic, "Tiny", 2, data_root=tiny_set, gray="raw").images}
+    # RGB files are unaffected; the gray one loses the Y range compression 219/255 (bicubic keeps channels equal).
+    assert raw["a"] == on_y["a"] and raw["b"] == on_y["b"]
+    assert raw["g"].psnr == pytest.approx(on_y["g"].psnr - 20 * math.log10(255 / 219), abs=1e-9)
+    assert raw["g"].ssim != pytest.approx(on_y["g"].ssim, abs=1e-6)
 
 
 def test_quantize_rounds_half_away_from_zero():

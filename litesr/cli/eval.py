@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="write SR images to DIR/<dataset>/x<scale>/<name>.png")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--rgb", action="store_true", help="measure on RGB instead of Y")
+    p.add_argument("--gray", choices=("y", "raw"), default="y",
+                   help="gray HR files: y = Y of three equal channels (default, BasicSR/IMDN/SwinIR); raw = their gray "
+                        "values (Evaluate_PSNR_SSIM.m on 1-channel HR, as the published bicubic Set14 row)")
     p.add_argument("--crop", type=int, default=None, metavar="N", help="border pixels to ignore (default: the scale)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="let old torch checkpoints unpickle objects (trusted files only)")
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     for data, scale, model in jobs:
         save_dir = args.save_images / data.name / f"x{scale}" if args.save_images is not None else None
         results.append(evaluate(model, data, scale, y_channel=not args.rgb, crop_border=args.crop,
-                                device=args.device, save_dir=save_dir, progress=show_progress))
+                                gray=args.gray, device=args.device, save_dir=save_dir, progress=show_progress))
 
     console = Console()
     channel = "RGB" if args.rgb else "Y"

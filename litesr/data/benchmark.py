@@ -83,14 +83,19 @@ class BenchmarkDataset:
 
     def load(self, image: BenchmarkImage) -> tuple[np.ndarray, np.ndarray]:
         """(HR mod-cropped to the scale, LR), both uint8 (H, W, 3); given LR is checked to be HR size / scale."""
-        hr_full = read_rgb_uint8(image.hr_path)
+        sample = self.load_sample(image)
+        return sample.hr, sample.lr
+
+    def load_sample(self, image: BenchmarkImage) -> Sample:
+        """:meth:`load`, and whether the HR file is single-channel gray."""
+        hr_full, gray = _read_uint8(image.hr_path)
         hr = modcrop(hr_full, self.scale)
         if hr.shape[0] == 0 or hr.shape[1] == 0:
             raise DatasetError(
                 f"{image.hr_path}: image is {hr_full.shape[1]}x{hr_full.shape[0]}, smaller than the scale x{self.scale}"
             )
         if image.lr_path is None:
-            return hr, bicubic_downsample_uint8(hr, self.scale, self.border)
+            return Sample(hr, bicubic_downsample_uint8(hr, self.scale, self.border), gray)
         lr = read_rgb_uint8(image.lr_path)
         want_h, want_w = hr.shape[0] // self.scale, hr.shape[1] // self.scale
         if lr.shape[:2] != (want_h, want_w):
@@ -98,11 +103,19 @@ class BenchmarkDataset:
                 f"{image.lr_path}: LR image is {lr.shape[1]}x{lr.shape[0]}, expected {want_w}x{want_h} "
                 f"(HR {image.hr_path.name} is {hr_full.shape[1]}x{hr_full.shape[0]}, x{self.scale})"
             )
-        return hr, lr
+        return Sample(hr, lr, gray)
 
 
-def read_rgb_uint8(path: Path) -> np.ndarray:
-    """An image file as uint8 (H, W, 3): gray replicated, alpha dropped, 16 bits reduced to 8 (rounded)."""
+@dataclass(frozen=True)
+class Sample:
+    """One loaded test pair: uint8 (H, W, 3) HR (mod-cropped) and LR, and whether the HR file is gray."""
+
+    hr: np.ndarray
+    lr: np.ndarray
+    gray: bool
+
+
+def _read_uint8(path: Path) -> tuple[np.ndarray, bool]:
     from ..images import read_image
 
     try:
@@ -112,8 +125,13 @@ def read_rgb_uint8(path: Path) -> np.ndarray:
     # read_image gives float32 v / 255 (or v / 65535); rounding back recovers the stored 8-bit value exactly.
     pixels = np.floor(image.rgb.astype(np.float64) * 255.0 + 0.5).astype(np.uint8)
     if pixels.shape[2] == 1:
-        pixels = np.repeat(pixels, 3, axis=2)
-    return pixels
+        return np.repeat(pixels, 3, axis=2), True
+    return pixels, False
+
+
+def read_rgb_uint8(path: Path) -> np.ndarray:
+    """An image file as uint8 (H, W, 3): gray replicated, alpha dropped, 16 bits reduced to 8 (rounded)."""
+    return _read_uint8(path)[0]
 
 
 def default_data_root() -> Path:
