@@ -51,14 +51,13 @@ class Conv3XC(nn.Module):
     def fused_kernel(self) -> tuple[Tensor, Tensor]:
         """The single 3x3 kernel and bias equal to conv chain + skip (exact for zero bias of ``conv[0]``; otherwise
         the chain's padded border sees that bias where the fused conv sees zeros, as in the official code)."""
-        w1, b1 = self.conv[0].weight.detach(), self.conv[0].bias.detach()
+        w1, b1 = self.conv[0].weight.detach()[:, :, 0, 0], self.conv[0].bias.detach()
         w2, b2 = self.conv[1].weight.detach(), self.conv[1].bias.detach()
-        w3, b3 = self.conv[2].weight.detach(), self.conv[2].bias.detach()
-        # Compose kernels by convolving them: (1x1 then 3x3) and then the last 1x1, each a correlation in weight space.
-        w12 = F.conv2d(w1.flip(2, 3).permute(1, 0, 2, 3), w2, padding=2).flip(2, 3).permute(1, 0, 2, 3)
-        b12 = (w2 * b1.reshape(1, -1, 1, 1)).sum((1, 2, 3)) + b2
-        weight = F.conv2d(w12.flip(2, 3).permute(1, 0, 2, 3), w3).flip(2, 3).permute(1, 0, 2, 3)
-        bias = (w3 * b12.reshape(1, -1, 1, 1)).sum((1, 2, 3)) + b3
+        w3, b3 = self.conv[2].weight.detach()[:, :, 0, 0], self.conv[2].bias.detach()
+        # 1x1 -> 3x3 -> 1x1 is linear: contract the 1x1 matrices into the 3x3 kernel (the official code does the same
+        # composition with conv2d on the weights).
+        weight = torch.einsum("on,nmyx,mc->ocyx", w3, w2, w1)
+        bias = w3 @ (torch.einsum("nmyx,m->n", w2, b1) + b2) + b3
         weight = weight + F.pad(self.sk.weight.detach(), [1, 1, 1, 1])
         return weight, bias + self.sk.bias.detach()
 
