@@ -6,9 +6,7 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +78,9 @@ def _models(args: argparse.Namespace) -> list[tuple[int, nn.Module]]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from ..images import _atomic_write  # temp file + rename, one-line error on failure
+
+    _atomic_write(path, text.encode("utf-8"))
 
 
 def _csv_text(model_name: str, weights: str, results: list[Any]) -> str:
