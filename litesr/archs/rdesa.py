@@ -31,8 +31,6 @@ from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
 from .blocks import ESA, CALayer, conv, pixelshuffle_block, run_at_least
 
-ESA_MIN_SIZE = 15  # conv 3x3 stride 2 (no padding) then max-pool 7 stride 3 must leave one pixel
-
 
 class ResidualDistillationBlock(nn.Module):
     """Three chained conv3x3 + ReLU, their outputs concatenated, 1x1 fusion, channel attention, residual."""
@@ -74,7 +72,7 @@ class RDESA(SRModel):
     input_range = 1.0
     color_space = "rgb"
     pad_multiple = 1
-    min_size = ESA_MIN_SIZE
+    min_size = ESA.min_size  # ESA's strided conv and max-pool need 15 pixels per side
 
     def __init__(self, scale: int = 4, channels: int = 48, num_blocks: int = 4, reduction: int = 16,
                  esa_channels: int = 16) -> None:
