@@ -43,6 +43,7 @@ class DatasetResult:
     y_channel: bool = True
     crop_border: int = 0
     model: str = ""
+    gray: str = "y"
 
     @property
     def psnr(self) -> float:
@@ -125,7 +126,7 @@ def evaluate(
     was_training = model.training
     model.to(target).eval()
     result = DatasetResult(data.name, scale, lr_source=data.lr_source, y_channel=y_channel, crop_border=border,
-                           model=str(getattr(model, "litesr_arch", type(model).__name__)))
+                           model=str(getattr(model, "litesr_arch", type(model).__name__)), gray=gray)
     try:
         with _progress(progress, f"{data.name} x{scale}", len(data)) as advance, torch.inference_mode():
             for item in data:
