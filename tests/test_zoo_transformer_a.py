@@ -251,6 +251,21 @@ def test_odd_sizes(arch):
             assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("arch", ["swinir", "swin2sr"])
+def test_fused_attention_path_matches(arch, monkeypatch):
+    """The fused-kernel branch (taken on CUDA) against the official op sequence, forced here on the CPU."""
+    import litesr.archs.swinir as swinir
+
+    model = create_model(arch, scale=2, embed_dim=8, depths=(2,), num_heads=(2,), window_size=4, img_size=8).eval()
+    load_into(model, _random_params(model))
+    x = torch.rand(2, 3, 9, 6)
+    with torch.no_grad():
+        exact = model(x)
+        monkeypatch.setattr(swinir, "use_fused_attention", lambda q: True)
+        fused = model(x)
+    assert (exact - fused).abs().max().item() <= 1e-5
+
+
 def test_swin2sr_forward_all_outputs():
     model = create_model("swin2sr", scale=2, embed_dim=8, depths=(2,), num_heads=(2,), window_size=4, img_size=8,
                          upsampler="pixelshuffle_hf").eval()

@@ -82,6 +82,11 @@ class WindowAttention(DerivedBuffers):
                                                            self.attn_drop if self.training else 0.0)))
 
 
+def use_fused_attention(q: Tensor) -> bool:
+    """Whether window attention runs PyTorch's fused kernel (on CUDA) instead of the official sequence of ops."""
+    return q.is_cuda
+
+
 def windowed_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, mask: Tensor | None, scale: float,
                        dropout: float = 0.0, *, logit_scale: Tensor | None = None) -> Tensor:
     """softmax(q k^T * scale + bias [+ mask]) v for (B*nW, heads, N, d) windows; returns (B*nW, N, heads*d).
@@ -95,7 +100,7 @@ def windowed_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, mask: Tens
         nw = mask.shape[0]
         bias = bias.unsqueeze(0) + mask.unsqueeze(1).to(bias.dtype)  # nW, heads, N, N
         q, k, v = (t.reshape(b_ // nw, nw, heads, n, d) for t in (q, k, v))
-    if q.is_cuda:
+    if use_fused_attention(q):
         if logit_scale is not None:
             q = q * logit_scale
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout, scale=scale)
