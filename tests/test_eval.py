@@ -137,7 +137,7 @@ def test_evaluate_on_a_plain_folder_with_saved_images(tiny_set, tmp_path):
     model.train()
     out = tmp_path / "sr"
     result = evaluate(model, tiny_set / "Tiny" / "HR", 2, save_dir=out)
-    assert isinstance(result, DatasetResult) and result.dataset == "HR"
+    assert isinstance(result, DatasetResult) and result.dataset == "Tiny"
     assert [r.name for r in result.images] == ["a", "b", "g"]
     assert all(20 < r.psnr < 80 and 0 < r.ssim <= 1 for r in result.images)
     assert result.psnr == pytest.approx(np.mean([r.psnr for r in result.images]))

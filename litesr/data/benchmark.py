@@ -253,7 +253,9 @@ def open_dataset(
     hr_files = list_images(hr_dir)
     if not hr_files:
         raise DatasetError(f"{hr_dir}: no images ({', '.join(IMAGE_SUFFIXES[:5])} ...)")
-    name = dataset_dir.resolve().name or str(dataset)
+    resolved = dataset_dir.resolve()
+    # A path to the HR folder itself (the trainer's val_dir: .../Set5/HR) is named after the set.
+    name = resolved.parent.name if resolved.name in _HR_FOLDERS else resolved.name
 
     if lr_dir is not None:
         folder = Path(lr_dir)
