@@ -303,8 +303,8 @@ class SwinIR(SRModel):
             raise ConfigError(f"upsampler '' is the scale-1 restoration head; x{scale} needs an SR upsampler")
         if img_size is not None and (img_size <= window_size or img_size % window_size):
             raise ConfigError(f"img_size {img_size} must be a multiple of window_size {window_size} larger than it")
-        if embed_dim % heads[0]:
-            raise ConfigError(f"embed_dim {embed_dim} is not divisible by num_heads {heads[0]}")
+        if any(embed_dim % n for n in heads):
+            raise ConfigError(f"embed_dim {embed_dim} is not divisible by every num_heads entry {heads}")
         self.scale, self.upsampler, self.window_size = scale, upsampler, window_size
         self.img_range = img_range
         self.color_space = "rgb" if in_chans == 3 else "y"
