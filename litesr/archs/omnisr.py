@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
-from .blocks import ESA, LayerNorm2d, count_indexed, pixelshuffle_block, relative_position_index
+from .blocks import ESA, LayerNorm2d, count_indexed, relative_position_index
 
 CHANNEL_HEADS = 4  # the channel attentions have 4 heads; the spatial ones 4 heads of dim // 4 channels
 
@@ -219,22 +219,18 @@ class OSABlock(nn.Module):
 
     def __init__(self, dim: int, window_size: int, with_pe: bool) -> None:
         super().__init__()
-        ws = window_size
-        self.layer = nn.Sequential(
-            MBConvResidual(dim),
-            ToWindows(ws, grid=False),
-            PreNormResidual(dim, WindowAttention(dim, ws, with_pe)),
-            FromWindows(grid=False),
-            ConvPreNormResidual(dim, GatedConvFeedForward(dim)),
-            ConvPreNormResidual(dim, ChannelAttention(dim, ws, grid=False)),
-            ConvPreNormResidual(dim, GatedConvFeedForward(dim)),
-            ToWindows(ws, grid=True),
-            PreNormResidual(dim, WindowAttention(dim, ws, with_pe)),
-            FromWindows(grid=True),
-            ConvPreNormResidual(dim, GatedConvFeedForward(dim)),
-            ConvPreNormResidual(dim, ChannelAttention(dim, ws, grid=True)),
-            ConvPreNormResidual(dim, GatedConvFeedForward(dim)),
-        )
+        def aggregation(grid: bool) -> list[nn.Module]:
+            """Spatial attention over blocks (meso) or the dilated grid (global), then FFN, channel attention, FFN."""
+            return [
+                ToWindows(window_size, grid),
+                PreNormResidual(dim, WindowAttention(dim, window_size, with_pe)),
+                FromWindows(grid),
+                ConvPreNormResidual(dim, GatedConvFeedForward(dim)),
+                ConvPreNormResidual(dim, ChannelAttention(dim, window_size, grid)),
+                ConvPreNormResidual(dim, GatedConvFeedForward(dim)),
+            ]
+
+        self.layer = nn.Sequential(MBConvResidual(dim), *aggregation(grid=False), *aggregation(grid=True))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layer(x)
@@ -291,9 +287,7 @@ class OmniSR(SRModel):
         self.residual_layer = nn.Sequential(*(OSAG(num_feat, block_num, window_size, pe, bias) for _ in range(res_num)))
         self.input = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1, bias=bias)
         self.output = nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=bias)
-        self.up = pixelshuffle_block(num_feat, num_out_ch, scale)
-        if not bias:
-            self.up[0] = nn.Conv2d(num_feat, num_out_ch * scale**2, 3, 1, 1, bias=False)
+        self.up = nn.Sequential(nn.Conv2d(num_feat, num_out_ch * scale**2, 3, 1, 1, bias=bias), nn.PixelShuffle(scale))
 
     def forward(self, x: Tensor) -> Tensor:
         x, h, w = pad_for_windows(x, self.window_size, self.min_size)
