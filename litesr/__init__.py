@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from . import perceptual  # noqa: F401  (registers the perceptual, texture and tv losses with losses.build_loss)
 from .checkpoint import load_state_dict, save_safetensors
 from .detect import detect_architecture, load_model
 from .errors import CheckpointError, ConfigError, DatasetError, ImageError, LitesrError
