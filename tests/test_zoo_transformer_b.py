@@ -202,6 +202,23 @@ def test_elan_fixed_tensors_are_recomputed_on_load() -> None:
     torch.testing.assert_close(fresh.state_dict()[key], model.state_dict()[key], rtol=0, atol=0)
 
 
+# --- ESRT attention on large images ----------------------------------------------------------------------------------
+
+
+def test_esrt_large_chunks_use_bounded_memory_attention(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks above the threshold go through the fused kernel; the result equals the official explicit softmax."""
+    from litesr.archs import esrt
+
+    torch.manual_seed(0)
+    attention = esrt.EMHA(72, 6).eval()
+    tokens = torch.randn(1, 4 * (esrt.FUSED_ATTENTION_TOKENS + 100), 72)
+    with torch.no_grad():
+        fused = attention(tokens)
+        monkeypatch.setattr(esrt, "FUSED_ATTENTION_TOKENS", 10**9)
+        explicit = attention(tokens)
+    torch.testing.assert_close(fused, explicit, rtol=0, atol=1e-5)
+
+
 # --- outputs of the official code -----------------------------------------------------------------------------------
 
 # Outputs of the official code (xindongzhang/ELAN, lhjthp/HNCT, luissen/ESRT at the commits the module docstrings

@@ -22,7 +22,11 @@ Parameter counts: 677,783 / 770,263 / 751,767 at x2 / x3 / x4 (x3 is the largest
 the ~751K quoted for the x4 model truncates to thousands.
 
 Input in [0, 1] (the official test feeds ``img / 255``). Any size works; the average pooling and the four token
-chunks need at least 2 x 2 pixels, so smaller inputs are padded and the output cropped.
+chunks need at least 2 x 2 pixels, so smaller inputs are padded and the output cropped. A chunk attends over a
+quarter of the image, so memory grows with the square of the image area: chunks above 1,024 tokens use the fused
+attention kernel (same result to float rounding) instead of materialising the attention matrix. The official test
+script runs the model on four overlapping quadrants (``forward_chop``, 10-pixel overlap); litesr's ``forward`` is the
+model's own forward on the whole image, so its outputs on large images differ from that script's.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ from .blocks import CALayer, Mlp, Upsample, conv, count_indexed, run_at_least
 TOKEN_CHUNKS = 4  # EMHA attends within N // 4 consecutive tokens
 LOW_FREQUENCY_REPEATS = 5  # decoder_low is applied this many times (shared weights)
 PATCH = 3  # ET tokens are 3 x 3 neighbourhoods
+# Above this many tokens per chunk the attention matrix (chunk^2 per head) is not materialised: the fused kernel
+# computes the same softmax(q k^T * scale) v in bounded memory (a 512 x 512 input has 65,536-token chunks).
+FUSED_ATTENTION_TOKENS = 1024
 
 
 class Scale(nn.Module):
@@ -144,10 +151,15 @@ class EMHA(nn.Module):
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         chunk = n // TOKEN_CHUNKS
-        out = [((qi @ ki.transpose(-2, -1)) * self.scale).softmax(dim=-1).matmul(vi).transpose(1, 2)
+        out = [self._attend(qi, ki, vi).transpose(1, 2)
                for qi, ki, vi in zip(q.split(chunk, dim=-2), k.split(chunk, dim=-2), v.split(chunk, dim=-2),
                                      strict=True)]
         return self.proj(torch.cat(out, dim=1).reshape(b, n, c))
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        if q.shape[-2] > FUSED_ATTENTION_TOKENS:
+            return F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        return ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1) @ v  # the official operations, in order
 
 
 class EfficientTransformer(nn.Module):
