@@ -205,8 +205,10 @@ _SQUEEZES: dict[type, Callable[[Tensor, Tensor], Tensor]] = {
     CALayer: lambda mean, std: mean,
     CCALayer: lambda mean, std: std + mean,
 }
-_MAX_STATISTICS_PASSES = int(os.environ.get("LITESR_STAT_PASSES", 4))
-_STATISTICS_TOLERANCE = float(os.environ.get("LITESR_STAT_TOL", 1e-4))
+# Official IMDN x2, 64x80 crop, 48-pixel tiles: the attention moves by 7e-3, 3e-3, 1e-4 from pass to pass; the result
+# of the third pass (second statistics) is already as close to the untiled one as with exact statistics.
+_MAX_STATISTICS_PASSES = 4
+_STATISTICS_TOLERANCE = 5e-3
 
 
 class _StatisticsHooks:
@@ -348,8 +350,10 @@ def upscale_tensor(
             th, tw = xt.shape[-2:]
             if tile is None or (tile >= th and tile >= tw):
                 yt = _run(model, xt.to(target), channels_last).to(x.device)
-            else:
-                yt = _upscale_tiled(model, xt, tile, tile_overlap, scale, target, channels_last)
+            else:  # pad the whole image as run_model would, so that edge tiles see what the untiled pass sees
+                padded, _, _ = pad_to_multiple(xt, multiple)
+                yt = _upscale_tiled(model, padded, tile, tile_overlap, scale, target, channels_last)
+                yt = yt[..., : th * scale, : tw * scale]
             out += _untransform(yt, *transform)
             del yt
         if self_ensemble:
