@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
 from .blocks import ESA, BSConvU, CCALayer, UpsampleOneStep, count_indexed, run_at_least
+from .rfdn import distill_and_fuse
 
 BlockType = Literal["esdb", "rfdb_linear"]
 
@@ -32,7 +33,8 @@ class PointwiseLinear(nn.Linear):
     """A 1x1 convolution stored as ``nn.Linear`` (2-D weight), applied to NCHW tensors; as RFDNFINALB5 stores them."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight[:, :, None, None], self.bias)
+        # Channels-last matmul, as the official code computes it (a 1x1 conv rounds differently).
+        return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
 
 
 def _conv1x1(in_channels: int, out_channels: int) -> nn.Module:
@@ -72,14 +74,7 @@ class ESDB(nn.Module):
             self.cca = CCALayer(channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        d1 = self.act(self.c1_d(x))
-        r1 = self.act(self.c1_r(x) + x)
-        d2 = self.act(self.c2_d(r1))
-        r2 = self.act(self.c2_r(r1) + r1)
-        d3 = self.act(self.c3_d(r2))
-        r3 = self.act(self.c3_r(r2) + r2)
-        r4 = self.act(self.c4(r3))
-        out = self.esa(self.c5(torch.cat([d1, d2, d3, r4], dim=1)))
+        out = self.esa(distill_and_fuse(self, x))
         if self.block_type == "rfdb_linear":
             out = self.conv_out(out * self.cw.view(1, -1, 1, 1))
         else:

@@ -45,15 +45,22 @@ class RFDB(nn.Module):
         self.attention = attention
 
     def forward(self, x: Tensor) -> Tensor:
-        d1 = self.act(self.c1_d(x))
-        r1 = self.act(self.c1_r(x) + x)
-        d2 = self.act(self.c2_d(r1))
-        r2 = self.act(self.c2_r(r1) + r1)
-        d3 = self.act(self.c3_d(r2))
-        r3 = self.act(self.c3_r(r2) + r2)
-        r4 = self.act(self.c4(r3))
-        fused = self.c5(torch.cat([d1, d2, d3, r4], dim=1))
+        fused = distill_and_fuse(self, x)
         return self.esa(fused) if self.attention == "esa" else self.cca(fused)
+
+
+def distill_and_fuse(block: nn.Module, x: Tensor) -> Tensor:
+    """The feature-distillation part of an RFDB (and of BSRN's ESDB, which keeps the names): three steps of a 1x1
+    distillation ``c{i}_d`` beside a shallow residual 3x3 ``c{i}_r``, a last 3x3 ``c4``, concatenation, 1x1 ``c5``."""
+    act = block.act
+    d1 = act(block.c1_d(x))
+    r1 = act(block.c1_r(x) + x)
+    d2 = act(block.c2_d(r1))
+    r2 = act(block.c2_r(r1) + r1)
+    d3 = act(block.c3_d(r2))
+    r3 = act(block.c3_r(r2) + r2)
+    r4 = act(block.c4(r3))
+    return block.c5(torch.cat([d1, d2, d3, r4], dim=1))
 
 
 def _detect(sd: StateDict) -> dict | None:
