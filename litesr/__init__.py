@@ -3,6 +3,8 @@
 >>> import litesr
 >>> model = litesr.create_model("imdn", scale=4)
 >>> model = litesr.load_model("IMDN_x4.pth")          # architecture and config read off the tensor shapes
+>>> sr = litesr.upscale_image(model, litesr.read_image("photo.png"), tile=256)
+>>> litesr.write_image("photo_x4.png", sr)
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from . import perceptual  # noqa: F401  (registers the perceptual, texture and t
 from .checkpoint import load_state_dict, save_safetensors
 from .detect import detect_architecture, load_model
 from .errors import CheckpointError, ConfigError, DatasetError, ImageError, LitesrError
+from .images import Image, read_image, write_image
+from .inference import upscale_image, upscale_tensor
 from .registry import count_parameters, create_model, get_variant, list_models, register_arch, register_variant
 
 __all__ = [
     "CheckpointError",
     "ConfigError",
     "DatasetError",
+    "Image",
     "ImageError",
     "LitesrError",
     "count_parameters",
@@ -26,7 +31,11 @@ __all__ = [
     "list_models",
     "load_model",
     "load_state_dict",
+    "read_image",
     "register_arch",
     "register_variant",
     "save_safetensors",
+    "upscale_image",
+    "upscale_tensor",
+    "write_image",
 ]
