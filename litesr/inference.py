@@ -8,6 +8,7 @@ blended overlaps, x8 self-ensemble, bf16/fp16, a memory budget) and :func:`upsca
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import sys
@@ -88,9 +89,8 @@ def run_model(model: nn.Module, x: Tensor) -> Tensor:
 
 def model_device(model: nn.Module) -> torch.device:
     """The device of a model's first parameter or buffer (CPU for parameter-free models)."""
-    for tensor in [*model.parameters(), *model.buffers()]:
-        return tensor.device
-    return torch.device("cpu")
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def resolve_device(device: str | torch.device | None, model: nn.Module | None = None) -> torch.device:
@@ -111,6 +111,20 @@ def _check_precision(precision: str, device: torch.device) -> None:
         raise ConfigError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("fp16 needs a CUDA device (CPU convolutions have no fast fp16); use bf16 or fp32 on CPU")
+
+
+def _prepare(model: nn.Module, device: str | torch.device | None, precision: str) -> tuple[torch.device, bool]:
+    """Check the precision, move the model to its device in eval mode (channels-last for reduced precision);
+    returns the device and whether inputs should be channels-last too."""
+    target = resolve_device(device, model)
+    _check_precision(precision, target)
+    if model_device(model) != target:
+        model.to(target)
+    model.eval()
+    channels_last = precision != "fp32"
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return target, channels_last
 
 
 def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
@@ -323,19 +337,12 @@ def upscale_tensor(
     if not x.is_floating_point():
         raise ValueError(f"upscale_tensor expects floats in [0, 1], got {x.dtype}")
     x = x.float()
-    target = resolve_device(device, model)
-    _check_precision(precision, target)
-    if model_device(model) != target:
-        model.to(target)
-    model.eval()
-    channels_last = precision != "fp32"
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    target, channels_last = _prepare(model, device, precision)
     _, _, multiple, scale = model_contract(model)
     h, w = x.shape[-2:]
     if max_memory is not None:
         fitted = tile_for_memory(model, (x.shape[0], h, w), max_memory, precision=precision, device=target,
-                                 self_ensemble=self_ensemble)
+                                 result_on_device=x.device == target)
         tile = fitted if tile is None or (fitted is not None and fitted < tile) else tile
     if tile is not None and tile <= 0:
         tile = None
@@ -405,8 +412,7 @@ _CALIBRATION_TILE = 64
 
 
 def activation_bytes_per_pixel(
-    model: nn.Module, *, precision: Precision = "fp32", device: str | torch.device | None = None,
-    self_ensemble: bool = False,
+    model: nn.Module, *, precision: Precision = "fp32", device: str | torch.device | None = None
 ) -> float:
     """Peak bytes allocated by one forward pass, per LR pixel, measured on a 64 x 64 tile (cached on the model).
 
@@ -414,18 +420,11 @@ def activation_bytes_per_pixel(
     profiler (RSS would hide memory malloc reuses). The figure includes the pass's fixed costs, so it overestimates
     slightly for larger tiles, which is the safe side.
     """
-    target = resolve_device(device, model)
-    _check_precision(precision, target)
+    target, channels_last = _prepare(model, device, precision)
     key = (str(target), precision)
     cache: dict = model.__dict__.setdefault("_litesr_bytes_per_pixel", {})
     if key in cache:
         return cache[key]
-    if model_device(model) != target:
-        model.to(target)
-    model.eval()
-    channels_last = precision != "fp32"
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
     probe = torch.rand(1, 3, _CALIBRATION_TILE, _CALIBRATION_TILE, generator=torch.Generator().manual_seed(0))
     probe = probe.to(target)
 
@@ -483,16 +482,17 @@ def _quiet_stderr() -> Iterator[None]:
 
 def tile_for_memory(
     model: nn.Module, shape: tuple[int, int, int], max_memory: int, *, precision: Precision = "fp32",
-    device: str | torch.device | None = None, self_ensemble: bool = False,
+    device: str | torch.device | None = None, result_on_device: bool = True,
 ) -> int | None:
-    """The largest tile side (LR pixels) whose forward pass fits ``max_memory`` bytes for a (B, H, W) input, after the
-    output buffer; ``None`` when the whole image fits in one pass."""
+    """The largest tile side (LR pixels) whose forward pass fits ``max_memory`` bytes for a (B, H, W) input; ``None``
+    when the whole image fits in one pass. ``result_on_device``: the image and its result live in the same memory
+    (CPU inference), so their buffers count against the budget too."""
     batch, h, w = shape
     _, _, multiple, scale = model_contract(model)
     target = resolve_device(device, model)
     per_pixel = activation_bytes_per_pixel(model, precision=precision, device=target)
-    # The result (3 channels, float32, s^2 pixels per LR pixel) and the input stay in memory the whole time.
-    resident = batch * h * w * 3 * 4 * (scale * scale + 1)
+    # The input and two result buffers (the blend, the sum over transforms), 3 float32 channels each, stay allocated.
+    resident = batch * h * w * 3 * 4 * (2 * scale * scale + 1) if result_on_device else 0
     budget = max_memory - resident
     if budget <= 0:
         raise ConfigError(
