@@ -6,6 +6,13 @@ the model is ``multi_scale``: ``forward(x, scale)`` upsamples the LR input with 
 
 The authors' code is MATLAB; state-dict names follow the canonical PyTorch port (twtygqyy/pytorch-vdsr ``vdsr.py``):
 ``input`` (1 -> 64), ``residual_layer.{0..17}.conv`` (64 -> 64), ``output`` (64 -> 1). 664,704 parameters.
+
+Notes for multi-scale training: each batch (or sample) draws its scale from {2, 3, 4} and calls ``model(lr, scale)``
+with LR patches (the bicubic upsampling is part of the model, so the loss sees HR-sized output). The port trains on
+41 x 41 HR-sized patches of the 291 images (T91 + BSD200, flips, rotations, downsizings 1 / 0.7 / 0.5), batch 128,
+SGD momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 every 10 epochs, gradient norm clipped to 0.4, 50 epochs
+(``main_vdsr.py``, ``data/generate_train.m``). Patch borders differ slightly from the port, which upsampled whole
+images before cropping, and HR patch sizes must be multiples of the scale (41 is not: 48 fits x2, x3 and x4).
 """
 
 from __future__ import annotations
