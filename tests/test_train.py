@@ -19,7 +19,7 @@ from litesr.cli import main
 from litesr.data.train import LRCache, TrainPatches, collect_pairs, make_synthetic_set
 from litesr.errors import ConfigError, DatasetError
 from litesr.losses import build_loss
-from litesr.train import Trainer, TrainingError, build_config, load_config, read_state, run
+from litesr.train import Trainer, TrainingError, build_config, load_config, read_state, register_trainer, run
 from litesr.train.schedule import Schedule
 from litesr.train.trainer import warm_start
 
@@ -336,3 +336,48 @@ def test_validation_keeps_best_and_last(tmp_path: Path) -> None:
     assert [r["iter"] for r in vals] == [2, 4] and all(r["psnr"] > 0 for r in vals)
     assert summary["best"]["psnr"] == max(r["psnr"] for r in vals)
     assert (run_dir / "net_best.safetensors").is_file() and (run_dir / "net_last.safetensors").is_file()
+
+
+# ---- the extension seam ----------------------------------------------------------------------------------------
+
+
+@register_trainer("test_two_models")
+class TwoModels(Trainer):
+    """A GAN-shaped trainer: a second model with its own optimiser and an extra config key."""
+
+    extra_config = {"aux_weight": 0.5}
+
+    def build_models(self):
+        return {**super().build_models(), "aux": torch.nn.Conv2d(3, 3, 3, padding=1)}
+
+    def build_optimizers(self):
+        from litesr.train.trainer import make_optimizer
+
+        opt = self.cfg["train"]["optimizer"]
+        return {**super().build_optimizers(), "aux": make_optimizer(self.models["aux"].parameters(), opt, self.device)}
+
+    def optimization_step(self, batch):
+        metrics = super().optimization_step(batch)
+        opt = self.optimizers["aux"]
+        opt.zero_grad(set_to_none=True)
+        with self.autocast():
+            aux_loss = self.cfg["train"]["aux_weight"] * (self.models["aux"](batch["hr"]) - batch["hr"]).abs().mean()
+        if metrics is None or not self.all_finite(aux_loss):
+            return None
+        self.backward_and_step(aux_loss, opt, self.models["aux"])
+        return {**metrics, "aux": float(aux_loss.detach())}
+
+
+def test_trainer_type_selects_a_subclass_with_its_own_keys(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown key 'train.aux_weight'"):
+        build_config(tiny(tmp_path, train={"aux_weight": 1.0}))
+    with pytest.raises(ConfigError, match="did you mean 'test_two_models'"):
+        build_config(tiny(tmp_path, train={"type": "test_two_model"}))
+    cfg = build_config(tiny(tmp_path, train={"type": "test_two_models", "aux_weight": 2.0, "iterations": 2,
+                                             "batch_size": 2}))
+    summary = run(cfg)
+    run_dir = Path(summary["run_dir"])
+    assert (run_dir / "aux_last.safetensors").is_file()
+    state = read_state(run_dir)
+    assert set(state["models"]) == set(state["optimizers"]) == {"net", "aux"}
+    assert all("aux" in r for r in records(run_dir) if "loss" in r)
