@@ -329,7 +329,7 @@ def format_for_path(path: str | os.PathLike, format: str | None = None) -> str:
 
 def write_image(
     path: str | os.PathLike,
-    image: Image | np.ndarray | Any,
+    image_or_array: Image | np.ndarray | Any,
     *,
     bit_depth: int | None = None,
     format: str | None = None,
@@ -346,10 +346,10 @@ def write_image(
     """
     path = Path(path)
     fmt = format_for_path(path, format)
-    color, alpha, source_depth = _split_channels(image, path)
-    if isinstance(image, Image):
-        icc_profile = icc_profile if icc_profile is not None else image.icc_profile
-        exif = exif if exif is not None else image.exif
+    color, alpha, source_depth = _split_channels(image_or_array, path)
+    if isinstance(image_or_array, Image):
+        icc_profile = icc_profile if icc_profile is not None else image_or_array.icc_profile
+        exif = exif if exif is not None else image_or_array.exif
     if bit_depth not in (None, 8, 16):
         raise ImageError(f"{path}: bit depth must be 8 or 16, not {bit_depth}")
     if bit_depth == 16 and fmt not in SIXTEEN_BIT_FORMATS:

@@ -463,20 +463,16 @@ def _cpu_peak_bytes(fn) -> int:  # noqa: ANN001 - any zero-argument callable
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    """Silence C++ logging on file descriptor 2 (the profiler prints start/stop lines there)."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # pytest capture, notebooks: nothing to silence
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
+    """Silence file descriptor 2 (the profiler's C++ code logs start/stop lines there), whatever sys.stderr is."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.flush()
+    saved = os.dup(2)
     try:
         with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), fd)
+            os.dup2(null.fileno(), 2)
             yield
     finally:
-        os.dup2(saved, fd)
+        os.dup2(saved, 2)
         os.close(saved)
 
 

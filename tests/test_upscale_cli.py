@@ -146,3 +146,36 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert rc == 1 and "already exists" in err
     rc, _, err = run_cli(capsys, "--demo", tmp_path / "demo" / "input.png")
     assert rc == 1 and "--demo" in err
+
+
+def test_large_images_are_tiled_to_the_free_memory(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                   tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import litesr.cli.upscale as upscale
+    import litesr.inference as inference
+
+    source = picture(tmp_path / "a.png", 40, 56)
+    assert run_cli(capsys, source, "--weights", tiny_checkpoint, "--suffix", "_whole")[0] == 0
+    budgets: list[int | None] = []
+    chosen: list[int | None] = []
+    real_tile_for_memory = inference.tile_for_memory
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003
+        budgets.append(args[2])
+        chosen.append(real_tile_for_memory(*args, **kwargs))
+        return chosen[-1]
+
+    # A budget for the image, its result buffers and the passes of a ~24-pixel tile.
+    budget = int(40 * 56 * 3 * 4 * 9 + inference.activation_bytes_per_pixel(litesr.load_model(tiny_checkpoint)) * 576)
+    monkeypatch.setattr(upscale, "AUTO_TILE_PIXELS", 100)  # "large" from 100 pixels on
+    monkeypatch.setattr(upscale, "_memory_budget", lambda device: budget)
+    monkeypatch.setattr(inference, "tile_for_memory", spy)
+    assert run_cli(capsys, source, "--weights", tiny_checkpoint, "--suffix", "_tiled")[0] == 0
+    assert budgets == [budget] and chosen[0] is not None and 16 <= chosen[0] < 40  # it did tile
+    whole, tiled = read_image(tmp_path / "a_whole.png").rgb, read_image(tmp_path / "a_tiled.png").rgb
+    assert np.abs(whole - tiled).max() <= 1 / 255 + 1e-6
+
+
+def test_format_that_contradicts_the_output_name(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    source = picture(tmp_path / "a.png")
+    rc, _, err = run_cli(capsys, source, "--model", "bicubic", "-o", tmp_path / "b.jpg", "--format", "png")
+    assert rc == 1 and "--format" in err and not (tmp_path / "b.jpg").exists()

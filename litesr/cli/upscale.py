@@ -37,31 +37,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "unless --overwrite is given.",
     )
     p.add_argument("inputs", nargs="*", type=Path, metavar="INPUT", help="image files or folders (all images inside)")
-    p.add_argument("-o", "--output", type=Path, default=None,
+    p.add_argument("-o", "--output", type=Path, default=None, metavar="OUTPUT",
                    help="output file (one input) or folder (default: next to each input, with --suffix; a folder "
                         "input goes to FOLDER_x<S>/, mirrored; --demo: ./litesr_demo/)")
-    p.add_argument("--model", default=None,
+    p.add_argument("--model", default=None, metavar="NAME|auto",
                    help=f"model name (`litesr models`) or auto (with --weights); default per scale: "
                         f"{', '.join(f'x{s} {n}' for s, n in DEFAULT_MODELS.items())}")
-    p.add_argument("--weights", type=Path, default=None,
+    p.add_argument("--weights", type=Path, default=None, metavar="FILE",
                    help="checkpoint (.pth/.safetensors) instead of litesr's shipped weights")
-    p.add_argument("--scale", type=int, default=None, help=f"upscaling factor (default: the checkpoint's, else "
-                                                             f"{DEFAULT_SCALE})")
-    p.add_argument("--tile", type=int, default=None,
+    p.add_argument("--scale", type=int, default=None, metavar="S",
+                   help=f"upscaling factor (default: the checkpoint's, else {DEFAULT_SCALE})")
+    p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="process N x N pieces to bound memory (0: never; default: only images over "
                         f"{AUTO_TILE_PIXELS // 2**20} MP, sized to half the free memory)")
-    p.add_argument("--tile-overlap", type=int, default=32, help="overlap of neighbouring tiles in pixels (32)")
+    p.add_argument("--tile-overlap", type=int, default=32, metavar="N",
+                   help="overlap of neighbouring tiles in pixels (32)")
     p.add_argument("--self-ensemble", action="store_true", help="average 8 flips/rotations (8x slower, a bit better)")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="fp32 (default), bf16 (CPU or CUDA) or fp16 (CUDA)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--suffix", default=None, help="added to output file names (default: _x<S>)")
-    p.add_argument("--format", default=None, help="output format: png, jpg, bmp, tif, webp (default: the input's)")
-    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (95)")
+    p.add_argument("--device", default=None, metavar="cpu|cuda", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--suffix", default=None, metavar="TEXT", help="added to output file names (default: _x<S>)")
+    p.add_argument("--format", default=None, metavar="EXT",
+                   help="output format: png, jpg, bmp, tif, webp (default: the input's)")
+    p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100 (95)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (even the input itself)")
-    p.add_argument("--compare", type=Path, default=None,
+    p.add_argument("--compare", type=Path, default=None, metavar="FILE",
                    help="also write a side-by-side PNG: LR (nearest) | bicubic | model (one input only)")
-    p.add_argument("--max-pixels", type=int, default=None,
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
                    help="refuse larger images (default: $LITESR_MAX_PIXELS or 64000000; 0 = no limit)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="let --weights unpickle arbitrary objects (only for files you trust)")
@@ -161,7 +163,10 @@ def plan_jobs(inputs: list[Path], output: Path | None, *, suffix: str, format: s
             elif output_is_dir:
                 target = output / name
             else:
-                target = output if format is None else output.with_suffix(target_suffix(item))
+                target = output
+                if format is not None and format_for_path(output) != format_for_path(output, format):
+                    raise ConfigError(f"{output}: the suffix says {format_for_path(output)}, --format says "
+                                      f"{format_for_path(output, format)}; drop one of them")
             jobs.append(Job(item, target))
     seen: dict[Path, Path] = {}
     for job in jobs:
