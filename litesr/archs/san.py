@@ -89,6 +89,8 @@ class NonLocalBlock2D(nn.Module):
         self.theta = nn.Conv2d(in_channels, inter_channels, 1)
         self.phi = nn.Sequential(nn.Conv2d(in_channels, inter_channels, 1), nn.MaxPool2d(2))
         self.W = nn.Conv2d(inter_channels, in_channels, 1)
+        nn.init.zeros_(self.W.weight)  # as the official block: it starts as the identity
+        nn.init.zeros_(self.W.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         b, _, h, w = x.shape

@@ -164,6 +164,12 @@ class MSRResNet(SRModel):
         self.conv_hr = conv(num_feat, num_feat, 3)
         self.conv_last = conv(num_feat, num_out_ch, 3)
         self.lrelu = nn.LeakyReLU(0.1, inplace=True)
+        # BasicSR's initialisation: Kaiming-normal weights scaled by 0.1, zero biases
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight)
+                module.weight.data.mul_(0.1)
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.body(self.lrelu(self.conv_first(x)))

@@ -17,6 +17,8 @@ images before cropping, and HR patch sizes must be multiples of the scale (41 is
 
 from __future__ import annotations
 
+import math
+
 from torch import Tensor, nn
 
 from ..imresize import imresize
@@ -32,6 +34,10 @@ class ConvReLU(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.relu = nn.ReLU(inplace=True)
+        for module in self.modules():  # the port's initialisation: N(0, 2 / (k * k * out_channels))
+            if isinstance(module, nn.Conv2d):
+                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
+                nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.relu(self.conv(x))
@@ -62,6 +68,10 @@ class VDSR(SRModel):
         self.input = nn.Conv2d(num_channels, num_feat, 3, padding=1, bias=False)
         self.output = nn.Conv2d(num_feat, num_channels, 3, padding=1, bias=False)
         self.relu = nn.ReLU(inplace=True)
+        for module in self.modules():  # the port's initialisation: N(0, 2 / (k * k * out_channels))
+            if isinstance(module, nn.Conv2d):
+                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
+                nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
 
     def forward(self, x: Tensor, scale: int | None = None) -> Tensor:
         upsampled = imresize(x, scale=scale or self.scale)
