@@ -145,7 +145,9 @@ def pad_to_multiple(x: Tensor, multiple: int, mode: str = "reflect") -> tuple[Te
     """Pad the bottom/right of an NCHW tensor to a multiple; returns the tensor and the original H, W."""
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
+    # While exporting with symbolic sizes, ``ph or pw`` would be decided for the sample size and the padding left out
+    # of the graph (ONNX reshapes then fail at other sizes): always pad there, a zero pad being a no-op.
+    if torch.compiler.is_exporting() or ph or pw:
         if mode == "reflect" and (ph >= h or pw >= w):
             mode = "replicate"  # reflect needs pad < size; tiny inputs fall back to edge replication
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
