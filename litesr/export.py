@@ -26,7 +26,7 @@ class _ContractWrapper(nn.Module):
 
 
 def export_onnx(
-    model: nn.Module, path: str | os.PathLike, *, opset: int = 17, sample_hw: tuple[int, int] = (64, 64)
+    model: nn.Module, path: str | os.PathLike, *, opset: int = 18, sample_hw: tuple[int, int] = (64, 64)
 ) -> Path:
     """Write ``model`` as ONNX with dynamic height and width (batch 1); input and output are RGB in [0, 1]."""
     try:

@@ -77,7 +77,9 @@ class EfficientSparseAttention(nn.Module):
         if self.sr > 1:
             x = self.sampler(x)
         x, h0, w0 = pad_to_multiple(x, self.block_size)
-        padded = x.shape[-2:] != (h0, w0)
+        # While exporting, always crop (a no-op when nothing was padded): a test of symbolic sizes would be decided
+        # for the sample size, and the graph would keep or drop the crop for every size.
+        padded = torch.compiler.is_exporting() or x.shape[-2:] != (h0, w0)
         b, c, h, w = x.shape
         bs, halo, heads, hc = self.block_size, self.halo_size, self.num_heads, self.head_ch
         window = bs + 2 * halo

@@ -11,7 +11,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="auto", help="zoo model name, or 'auto' with --weights (default)")
     p.add_argument("--weights", type=Path, default=None)
     p.add_argument("--scale", type=int, default=None)
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=18)
     p.add_argument("--check", action="store_true", help="run the export in onnxruntime and compare with torch")
     p.add_argument("-o", "--output", type=Path, required=True, help="output .onnx file")
     p.set_defaults(run=run)
