@@ -70,20 +70,22 @@ def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
 
 
 def test_sigterm_then_resume_matches_uninterrupted(reference) -> None:
+    """Killed with two DataLoader workers, resumed with none: the keyed sample stream does not depend on them."""
     tmp, net_ref, ema_ref = reference
     cfg_file = tmp / "killed.yml"
-    cfg_file.write_text(yaml.safe_dump(config(tmp, "killed")))
+    cfg_file.write_text(yaml.safe_dump(config(tmp, "killed", workers=2)))
     run_dir = tmp / "runs" / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # as in this process (one_thread)
+    # Its own process group, signalled as a whole (as a batch scheduler does): DataLoader workers get it too.
     proc = subprocess.Popen([sys.executable, "-m", "litesr.cli", "train", "--config", str(cfg_file)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     log = run_dir / "metrics.jsonl"
     deadline = time.monotonic() + 120
     try:
         # Stop it once it has taken a few steps (the JSONL log has one line per step).
         while time.monotonic() < deadline and proc.poll() is None:
             if log.is_file() and sum(1 for line in log.read_text().splitlines() if '"loss"' in line) >= 3:
-                proc.send_signal(signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGTERM)
                 break
             time.sleep(0.05)
         output, _ = proc.communicate(timeout=120)
@@ -114,7 +116,7 @@ class StopAt(Trainer):
 
 
 def test_stop_with_workers_then_resume_matches(reference) -> None:
-    """Two DataLoader workers draw the same patches as none (per-sample keys), so the result is still identical."""
+    """Stopped in-process (the signal handler's path) with two workers, resumed with two."""
     tmp, net_ref, ema_ref = reference
     cfg = build_config(config(tmp, "workers", workers=2))
     trainer = StopAt(cfg)

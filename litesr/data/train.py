@@ -298,7 +298,15 @@ class SampleStream(Sampler):
 
 
 def seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: seed python and numpy from torch's per-worker seed (itself from the run seed)."""
+    """DataLoader ``worker_init_fn``: seed python and numpy from torch's per-worker seed (itself from the run seed).
+
+    Workers also ignore SIGINT/SIGTERM: Ctrl-C reaches the whole process group, and a worker that died of it would
+    crash the main process before it writes its checkpoint. (Workers still exit when the main process goes.)
+    """
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
