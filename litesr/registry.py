@@ -47,6 +47,10 @@ class Variant:
     paper_params: dict[int, int] = field(default_factory=dict)
     # Weights litesr ships in ``litesr/weights``: scale -> file name.
     pretrained: dict[int, str] = field(default_factory=dict)
+    # Published PSNR/SSIM (Y channel) per scale and test set, {2: {"Set5": (38.00, 0.9605), ...}}, and published
+    # Mult-Adds in G for a 1280x720 output per scale; the description names the source. For the leaderboard.
+    paper_psnr: dict[int, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    paper_macs: dict[int, float] = field(default_factory=dict)
 
 
 _ARCHS: dict[str, ArchSpec] = {}
@@ -86,6 +90,8 @@ def register_variant(
     description: str = "",
     paper_params: dict[int, int] | None = None,
     pretrained: dict[int, str] | None = None,
+    paper_psnr: dict[int, dict[str, tuple[float, float]]] | None = None,
+    paper_macs: dict[int, float] | None = None,
 ) -> None:
     """Register a named configuration of ``arch``. Re-registering the arch's own name updates its metadata."""
     if arch not in _ARCHS:
@@ -100,6 +106,8 @@ def register_variant(
         description or _ARCHS[arch].description,
         dict(paper_params or {}),
         dict(pretrained or {}),
+        {int(k): dict(v) for k, v in (paper_psnr or {}).items()},
+        dict(paper_macs or {}),
     )
 
 

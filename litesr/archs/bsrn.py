@@ -148,7 +148,14 @@ class BSRN(SRModel):
 
 
 # The released checkpoints hold these counts; the BSRN paper prints 352K (x4) and 156K (BSRN-S, x4).
-register_variant("bsrn", "bsrn", {}, description="BSRN (64 channels, 8 ESDBs)",
-                 paper_params={2: 331_628, 3: 340_283, 4: 352_400})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_BSRN_PUBLISHED = {
+    4: {"Set5": (32.35, 0.8966), "Set14": (28.73, 0.7847), "B100": (27.65, 0.7387), "Urban100": (26.27, 0.7908),
+        "Manga109": (30.84, 0.9123)},
+}
+register_variant("bsrn", "bsrn", {}, description="BSRN (64 channels, 8 ESDBs)"
+                 " [published: LKDN, secondary: BSRN paper; Mult-Adds: LKDN]",
+                 paper_params={2: 331_628, 3: 340_283, 4: 352_400},
+                 paper_psnr=_BSRN_PUBLISHED, paper_macs={4: 19.4})
 register_variant("bsrn_s", "bsrn", {"num_feat": 48, "num_block": 5, "block_type": "rfdb_linear"},
                  description="BSRN-S as released (48 channels, 5 blocks, RFDNFINALB5 form)", paper_params={4: 156_288})

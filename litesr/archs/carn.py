@@ -178,7 +178,18 @@ class CARN(SRModel):
 # CARN paper: 1,592K parameters (multi-scale CARN, as built here: 1,591,963). CARN-M is printed as 412K; the released
 # carn_m.pth is a re-trained version (grouped upsampler, per the CARN-pytorch README) and holds 414,811, so no paper
 # count is claimed for it.
-register_variant("carn", "carn", {}, description="CARN (64 channels, 3 cascading blocks of residual blocks)",
-                 paper_params={2: 1_592_000, 3: 1_592_000, 4: 1_592_000})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_CARN_PUBLISHED = {
+    2: {"Set5": (37.76, 0.9590), "Set14": (33.52, 0.9166), "B100": (32.09, 0.8978), "Urban100": (31.92, 0.9256),
+        "Manga109": (38.36, 0.9765)},
+    3: {"Set5": (34.29, 0.9255), "Set14": (30.29, 0.8407), "B100": (29.06, 0.8034), "Urban100": (28.06, 0.8493),
+        "Manga109": (33.50, 0.9440)},
+    4: {"Set5": (32.13, 0.8937), "Set14": (28.60, 0.7806), "B100": (27.58, 0.7349), "Urban100": (26.07, 0.7837),
+        "Manga109": (30.47, 0.9084)},
+}
+register_variant("carn", "carn", {}, description="CARN (64 channels, 3 cascading blocks of residual blocks)"
+                 " [published: SwinIR T3/SSIU; Mult-Adds: SwinIR T3]",
+                 paper_params={2: 1_592_000, 3: 1_592_000, 4: 1_592_000},
+                 paper_psnr=_CARN_PUBLISHED, paper_macs={2: 222.8, 3: 118.8, 4: 90.9})
 register_variant("carn_m", "carn", {"mobile": True, "group": 4},
                  description="CARN-M (efficient residual blocks, group 4, shared within each cascading block)")

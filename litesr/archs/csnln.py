@@ -206,4 +206,15 @@ class CSNLN(SRModel):
         return out[..., : h * self.scale, : w * self.scale]
 
 
-register_variant("csnln", "csnln", {}, description="CSNLN (128 channels, 12 recurrences)")
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_CSNLN_PUBLISHED = {
+    2: {"Set5": (38.28, 0.9616), "Set14": (34.12, 0.9223), "B100": (32.40, 0.9024), "Urban100": (33.25, 0.9386),
+        "Manga109": (39.37, 0.9785)},
+    3: {"Set5": (34.74, 0.9300), "Set14": (30.66, 0.8482), "B100": (29.33, 0.8105), "Urban100": (29.13, 0.8712),
+        "Manga109": (34.45, 0.9502)},
+    4: {"Set5": (32.68, 0.9004), "Set14": (28.95, 0.7888), "B100": (27.80, 0.7439), "Urban100": (27.22, 0.8168),
+        "Manga109": (31.43, 0.9201)},
+}
+register_variant("csnln", "csnln", {}, description="CSNLN (128 channels, 12 recurrences)"
+                 " [published: CSNLN]",
+                 paper_psnr=_CSNLN_PUBLISHED)

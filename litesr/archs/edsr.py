@@ -108,11 +108,33 @@ class EDSR(SRModel):
         return self.add_mean(self.tail(x))
 
 
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_EDSR_BASELINE_PUBLISHED = {
+    2: {"Set5": (37.99, 0.9604), "Set14": (33.57, 0.9175), "B100": (32.16, 0.8994), "Urban100": (31.98, 0.9272),
+        "Manga109": (38.54, 0.9769)},
+    3: {"Set5": (34.37, 0.9270), "Set14": (30.28, 0.8417), "B100": (29.09, 0.8052), "Urban100": (28.15, 0.8527),
+        "Manga109": (33.45, 0.9439)},
+    4: {"Set5": (32.09, 0.8938), "Set14": (28.58, 0.7813), "B100": (27.57, 0.7357), "Urban100": (26.04, 0.7849),
+        "Manga109": (30.35, 0.9067)},
+}
 register_variant("edsr_baseline", "edsr", {"n_resblocks": 16, "n_feats": 64, "res_scale": 1.0},
-                 description="EDSR-baseline (16 blocks, 64 channels)",
-                 paper_params={2: 1_370_000, 3: 1_555_000, 4: 1_518_000})
-register_variant("edsr", "edsr", {}, description="EDSR (32 blocks, 256 channels, residual scaling 0.1)",
-                 paper_params={2: 40_700_000, 3: 43_700_000, 4: 43_100_000})
+                 description="EDSR-baseline (16 blocks, 64 channels)"
+                 " [published: IMDN/SSIU/SAFMN; Mult-Adds: SSIU/SAFMN]",
+                 paper_params={2: 1_370_000, 3: 1_555_000, 4: 1_518_000},
+                 paper_psnr=_EDSR_BASELINE_PUBLISHED, paper_macs={2: 316, 3: 160, 4: 114})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_EDSR_PUBLISHED = {
+    2: {"Set5": (38.11, 0.9602), "Set14": (33.92, 0.9195), "B100": (32.32, 0.9013), "Urban100": (32.93, 0.9351),
+        "Manga109": (39.10, 0.9773)},
+    3: {"Set5": (34.65, 0.9280), "Set14": (30.52, 0.8462), "B100": (29.25, 0.8093), "Urban100": (28.80, 0.8653),
+        "Manga109": (34.17, 0.9476)},
+    4: {"Set5": (32.46, 0.8968), "Set14": (28.80, 0.7876), "B100": (27.71, 0.7420), "Urban100": (26.64, 0.8033),
+        "Manga109": (31.02, 0.9148)},
+}
+register_variant("edsr", "edsr", {}, description="EDSR (32 blocks, 256 channels, residual scaling 0.1)"
+                 " [published: RCAN/CSNLN]",
+                 paper_params={2: 40_700_000, 3: 43_700_000, 4: 43_100_000},
+                 paper_psnr=_EDSR_PUBLISHED)
 
 
 def _detect_mdsr(sd: StateDict) -> dict | None:

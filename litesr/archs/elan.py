@@ -256,7 +256,18 @@ def paper_parameter_count(model: nn.Module) -> int:
 
 register_variant("elan", "elan", {}, description="ELAN-light (60 channels, 24 LFE/GMSA pairs, attention shared by 2)",
                  paper_params={2: 582_000, 3: 590_000, 4: 601_000})
-register_variant("elan_light", "elan", {}, description="ELAN-light (60 channels, 24 LFE/GMSA pairs, shared by 2)",
-                 paper_params={2: 582_000, 3: 590_000, 4: 601_000})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_ELAN_LIGHT_PUBLISHED = {
+    2: {"Set5": (38.17, 0.9611), "Set14": (33.94, 0.9207), "B100": (32.30, 0.9012), "Urban100": (32.76, 0.9340),
+        "Manga109": (39.11, 0.9782)},
+    3: {"Set5": (34.64, 0.9288), "Set14": (30.55, 0.8463), "B100": (29.21, 0.8081), "Urban100": (28.69, 0.8624),
+        "Manga109": (34.00, 0.9478)},
+    4: {"Set5": (32.43, 0.8975), "Set14": (28.78, 0.7858), "B100": (27.69, 0.7406), "Urban100": (26.54, 0.7982),
+        "Manga109": (30.92, 0.9150)},
+}
+register_variant("elan_light", "elan", {}, description="ELAN-light (60 channels, 24 LFE/GMSA pairs, shared by 2)"
+                 " [published: CATA, secondary]",
+                 paper_params={2: 582_000, 3: 590_000, 4: 601_000},
+                 paper_psnr=_ELAN_LIGHT_PUBLISHED)
 register_variant("elan_full", "elan", {"c_elan": 180, "m_elan": 36, "n_share": 0},
                  description="ELAN (180 channels, 36 ELABs, no attention sharing; configs/elan_x4.yml)")

@@ -270,5 +270,12 @@ def _upsampler(scale: int, channels: int) -> Upsample:
         raise ConfigError(f"ESRT: {exc}") from None
 
 
-register_variant("esrt", "esrt", {}, description="ESRT (32 channels, 3 HPBs, one efficient Transformer)",
-                 paper_params={4: 751_000})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_ESRT_PUBLISHED = {
+    2: {"Set5": (38.03, 0.9600), "Set14": (33.75, 0.9184), "B100": (32.25, 0.9001), "Urban100": (32.58, 0.9318)},
+    4: {"Set5": (32.19, 0.8947), "Set14": (28.69, 0.7833), "B100": (27.69, 0.7379), "Urban100": (26.39, 0.7962)},
+}
+register_variant("esrt", "esrt", {}, description="ESRT (32 channels, 3 HPBs, one efficient Transformer)"
+                 " [published: ESRT/REV, secondary]",
+                 paper_params={4: 751_000},
+                 paper_psnr=_ESRT_PUBLISHED)

@@ -165,11 +165,43 @@ class ETDS(SRModel):
 
 
 # ETDS paper Table 2 (params in K, two decimals), which counts the inference form (deploy=True).
-register_variant("etds_t", "etds", {"num_block": 5, "num_feat": 16}, description="ETDS-T (M5C16)",
-                 paper_params={2: 13_940, 3: 16_920, 4: 21_360})
-register_variant("etds_s", "etds", {"num_block": 4, "num_feat": 32}, description="ETDS-S (M4C32)",
-                 paper_params={2: 41_510, 3: 46_790, 4: 54_110})
-register_variant("etds_m", "etds", {"num_block": 6, "num_feat": 32}, description="ETDS-M (M6C32)",
-                 paper_params={2: 60_010, 3: 65_290, 4: 72_610})
-register_variant("etds_l", "etds", {"num_block": 7, "num_feat": 48}, description="ETDS-L (M7C48)",
-                 paper_params={2: 152_180, 3: 159_770, 4: 169_970})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_ETDS_T_PUBLISHED = {
+    2: {"Set5": (37.18, 0.9578), "Set14": (32.76, 0.9103), "B100": (31.62, 0.8930), "Urban100": (30.10, 0.9058)},
+    3: {"Set5": (33.14, 0.9160), "Set14": (29.53, 0.8274), "B100": (28.54, 0.7920), "Urban100": (26.48, 0.8111)},
+    4: {"Set5": (30.87, 0.8738), "Set14": (27.75, 0.7618), "B100": (27.04, 0.7194), "Urban100": (24.71, 0.7350)},
+}
+register_variant("etds_t", "etds", {"num_block": 5, "num_feat": 16}, description="ETDS-T (M5C16)"
+                 " [published: ETDS Table 2, its own bicubic protocol; Mult-Adds: ETDS]",
+                 paper_params={2: 13_940, 3: 16_920, 4: 21_360},
+                 paper_psnr=_ETDS_T_PUBLISHED, paper_macs={2: 3.19, 3: 3.86, 4: 4.88})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_ETDS_S_PUBLISHED = {
+    2: {"Set5": (37.38, 0.9587), "Set14": (32.96, 0.9124), "B100": (31.77, 0.8951), "Urban100": (30.62, 0.9121)},
+    3: {"Set5": (33.49, 0.9194), "Set14": (29.76, 0.8314), "B100": (28.71, 0.7961), "Urban100": (26.90, 0.8221)},
+    4: {"Set5": (31.19, 0.8806), "Set14": (28.01, 0.7678), "B100": (27.18, 0.7240), "Urban100": (25.03, 0.7479)},
+}
+register_variant("etds_s", "etds", {"num_block": 4, "num_feat": 32}, description="ETDS-S (M4C32)"
+                 " [published: ETDS Table 2, its own bicubic protocol; Mult-Adds: ETDS]",
+                 paper_params={2: 41_510, 3: 46_790, 4: 54_110},
+                 paper_psnr=_ETDS_S_PUBLISHED, paper_macs={2: 9.52, 3: 10.73, 4: 12.41})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_ETDS_M_PUBLISHED = {
+    2: {"Set5": (37.54, 0.9593), "Set14": (33.09, 0.9133), "B100": (31.86, 0.8963), "Urban100": (30.87, 0.9149)},
+    3: {"Set5": (33.65, 0.9214), "Set14": (29.86, 0.8333), "B100": (28.78, 0.7981), "Urban100": (27.12, 0.8278)},
+    4: {"Set5": (31.41, 0.8843), "Set14": (28.13, 0.7705), "B100": (27.27, 0.7265), "Urban100": (25.20, 0.7544)},
+}
+register_variant("etds_m", "etds", {"num_block": 6, "num_feat": 32}, description="ETDS-M (M6C32)"
+                 " [published: ETDS Table 2, its own bicubic protocol; Mult-Adds: ETDS]",
+                 paper_params={2: 60_010, 3: 65_290, 4: 72_610},
+                 paper_psnr=_ETDS_M_PUBLISHED, paper_macs={2: 13.77, 3: 14.98, 4: 16.66})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_ETDS_L_PUBLISHED = {
+    2: {"Set5": (37.64, 0.9597), "Set14": (33.24, 0.9145), "B100": (31.98, 0.8977), "Urban100": (31.22, 0.9188)},
+    3: {"Set5": (33.88, 0.9235), "Set14": (30.00, 0.8359), "B100": (28.90, 0.8010), "Urban100": (27.45, 0.8359)},
+    4: {"Set5": (31.69, 0.8889), "Set14": (28.31, 0.7751), "B100": (27.37, 0.7302), "Urban100": (25.47, 0.7643)},
+}
+register_variant("etds_l", "etds", {"num_block": 7, "num_feat": 48}, description="ETDS-L (M7C48)"
+                 " [published: ETDS Table 2, its own bicubic protocol; Mult-Adds: ETDS]",
+                 paper_params={2: 152_180, 3: 159_770, 4: 169_970},
+                 paper_psnr=_ETDS_L_PUBLISHED, paper_macs={2: 34.97, 3: 36.71, 4: 39.05})

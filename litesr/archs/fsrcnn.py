@@ -96,8 +96,19 @@ class FSRCNN(SRModel):
 # FSRCNN counts: 13K in the IMDN table (12,809 with biases and PReLUs; the paper's 12.46K counts weights only).
 register_variant("fsrcnn", "fsrcnn", {}, description="FSRCNN (56, 12, 4), RGB re-training of the ETDS authors",
                  paper_params={2: 24_683, 3: 24_683, 4: 24_683})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_FSRCNN_Y_PUBLISHED = {
+    2: {"Set5": (37.05, 0.9560), "Set14": (32.66, 0.9090), "B100": (31.53, 0.8920), "Urban100": (29.88, 0.9020),
+        "Manga109": (36.67, 0.9710)},
+    3: {"Set5": (33.18, 0.9140), "Set14": (29.37, 0.8240), "B100": (28.53, 0.7910), "Urban100": (26.43, 0.8080),
+        "Manga109": (31.10, 0.9210)},
+    4: {"Set5": (30.72, 0.8660), "Set14": (27.61, 0.7550), "B100": (26.98, 0.7150), "Urban100": (24.62, 0.7280),
+        "Manga109": (27.90, 0.8610)},
+}
 register_variant("fsrcnn_y", "fsrcnn", {"num_channels": 1},
-                 description="FSRCNN (56, 12, 4) on the Y channel, as in the paper (yjn870 weights)",
-                 paper_params={2: 13_000, 3: 13_000, 4: 13_000})
+                 description="FSRCNN (56, 12, 4) on the Y channel, as in the paper (yjn870 weights)"
+                 " [published: RCAN; Mult-Adds: SAFMN]",
+                 paper_params={2: 13_000, 3: 13_000, 4: 13_000},
+                 paper_psnr=_FSRCNN_Y_PUBLISHED, paper_macs={2: 6, 3: 5, 4: 5})
 register_variant("fsrcnn_s", "fsrcnn", {"num_channels": 1, "d": 32, "s": 5, "m": 1},
                  description="FSRCNN-s (32, 5, 1) on the Y channel, the paper's small configuration")

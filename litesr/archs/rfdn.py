@@ -112,8 +112,19 @@ class RFDN(SRModel):
 
 
 # Published counts are in thousands (RFDN paper Table 3, via a secondary transcription).
-register_variant("rfdn", "rfdn", {}, description="RFDN (paper: 48 channels, 6 RFDBs with CCA)",
-                 paper_params={2: 534_000, 3: 541_000, 4: 550_000})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_RFDN_PUBLISHED = {
+    2: {"Set5": (38.05, 0.9606), "Set14": (33.68, 0.9184), "B100": (32.16, 0.8994), "Urban100": (32.12, 0.9278),
+        "Manga109": (38.88, 0.9773)},
+    3: {"Set5": (34.41, 0.9273), "Set14": (30.34, 0.8420), "B100": (29.09, 0.8050), "Urban100": (28.21, 0.8525),
+        "Manga109": (33.67, 0.9449)},
+    4: {"Set5": (32.24, 0.8952), "Set14": (28.61, 0.7819), "B100": (27.57, 0.7360), "Urban100": (26.11, 0.7858),
+        "Manga109": (30.58, 0.9089)},
+}
+register_variant("rfdn", "rfdn", {}, description="RFDN (paper: 48 channels, 6 RFDBs with CCA)"
+                 " [published: CATA, secondary: RFDN paper Table 3]",
+                 paper_params={2: 534_000, 3: 541_000, 4: 550_000},
+                 paper_psnr=_RFDN_PUBLISHED)
 register_variant("rfdn_l", "rfdn", {"nf": 52}, description="RFDN-L (paper: 52 channels, 6 RFDBs with CCA)")
 register_variant("e_rfdn", "rfdn", {"nf": 50, "num_modules": 4, "attention": "esa"},
                  description="E-RFDN, the AIM 2020 efficient-SR winner (50 channels, 4 RFDBs; RFDN_AIM.pth)",

@@ -87,8 +87,15 @@ class RLFN(SRModel):
 
 
 # RLFN paper Table 1 prints 527K (x2) and 543K (x4); the released rlfn_x2/x4.pth hold exactly these counts.
-register_variant("rlfn", "rlfn", {}, description="RLFN (52 channels, 6 RLFBs, ESA 16)",
-                 paper_params={2: 526_856, 4: 543_740})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_RLFN_PUBLISHED = {
+    2: {"Set5": (38.07, 0.9607), "Set14": (33.72, 0.9187), "B100": (32.22, 0.9000), "Urban100": (32.33, 0.9299)},
+    4: {"Set5": (32.24, 0.8952), "Set14": (28.62, 0.7813), "B100": (27.60, 0.7364), "Urban100": (26.17, 0.7877)},
+}
+register_variant("rlfn", "rlfn", {}, description="RLFN (52 channels, 6 RLFBs, ESA 16)"
+                 " [published: CATA, secondary: RLFN paper Table 1]",
+                 paper_params={2: 526_856, 4: 543_740},
+                 paper_psnr=_RLFN_PUBLISHED)
 register_variant("rlfn_s", "rlfn", {"feature_channels": 48},
                  description="RLFN-S (48 channels, 6 RLFBs, ESA 16)")
 register_variant("rlfn_ntire", "rlfn", {"feature_channels": 46, "mid_channels": 48, "num_blocks": 4},

@@ -195,5 +195,16 @@ class SAN(SRModel):
         return self.add_mean(self.tail(out))
 
 
-register_variant("san", "san", {}, description="SAN (20 LSRAGs x 10 residual blocks, 64 channels, reduction 16)",
-                 paper_params={2: 15_700_000, 3: 15_700_000, 4: 15_700_000})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_SAN_PUBLISHED = {
+    2: {"Set5": (38.31, 0.9620), "Set14": (34.07, 0.9213), "B100": (32.42, 0.9028), "Urban100": (33.10, 0.9370),
+        "Manga109": (39.32, 0.9792)},
+    3: {"Set5": (34.75, 0.9300), "Set14": (30.59, 0.8476), "B100": (29.33, 0.8112), "Urban100": (28.93, 0.8671),
+        "Manga109": (34.30, 0.9494)},
+    4: {"Set5": (32.64, 0.9003), "Set14": (28.92, 0.7888), "B100": (27.78, 0.7436), "Urban100": (26.79, 0.8068),
+        "Manga109": (31.18, 0.9169)},
+}
+register_variant("san", "san", {}, description="SAN (20 LSRAGs x 10 residual blocks, 64 channels, reduction 16)"
+                 " [published: SwinIR T2/CSNLN]",
+                 paper_params={2: 15_700_000, 3: 15_700_000, 4: 15_700_000},
+                 paper_psnr=_SAN_PUBLISHED)

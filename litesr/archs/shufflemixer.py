@@ -129,7 +129,18 @@ class ShuffleMixer(SRModel):
         return self.tail(self.upsapling(self.blocks(self.to_feat(x)))) + base
 
 
-register_variant("shufflemixer", "shufflemixer", {}, description="ShuffleMixer (64 channels, 7x7 depth-wise, 5 FMBs)",
-                 paper_params={2: 394_000, 3: 415_000, 4: 411_000})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_SHUFFLEMIXER_PUBLISHED = {
+    2: {"Set5": (38.01, 0.9606), "Set14": (33.63, 0.9180), "B100": (32.17, 0.8995), "Urban100": (31.89, 0.9257),
+        "Manga109": (38.83, 0.9774)},
+    3: {"Set5": (34.40, 0.9272), "Set14": (30.37, 0.8423), "B100": (29.12, 0.8051), "Urban100": (28.08, 0.8498),
+        "Manga109": (33.69, 0.9448)},
+    4: {"Set5": (32.21, 0.8953), "Set14": (28.66, 0.7827), "B100": (27.61, 0.7366), "Urban100": (26.08, 0.7835),
+        "Manga109": (30.65, 0.9093)},
+}
+register_variant("shufflemixer", "shufflemixer", {}, description="ShuffleMixer (64 channels, 7x7 depth-wise, 5 FMBs)"
+                 " [published: SSIU/SAFMN; Mult-Adds: SSIU]",
+                 paper_params={2: 394_000, 3: 415_000, 4: 411_000},
+                 paper_psnr=_SHUFFLEMIXER_PUBLISHED, paper_macs={2: 91, 3: 43, 4: 28})
 register_variant("shufflemixer_tiny", "shufflemixer", {"n_feats": 32, "kernel_size": 3},
                  description="ShuffleMixer-Tiny (32 channels, 3x3 depth-wise, 5 FMBs)")

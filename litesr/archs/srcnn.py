@@ -55,6 +55,17 @@ class SRCNN(SRModel):
 
 register_variant("srcnn_915", "srcnn", {"f2": 1}, description="SRCNN 9-1-5 on Y (the ECCV 2014 base model)",
                  paper_params={2: 8_000, 3: 8_000, 4: 8_000})
-register_variant("srcnn", "srcnn", {}, description="SRCNN 9-5-5 on Y (TPAMI 2016)",
-                 paper_params={2: 57_000, 3: 57_000, 4: 57_000})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_SRCNN_PUBLISHED = {
+    2: {"Set5": (36.66, 0.9542), "Set14": (32.45, 0.9067), "B100": (31.36, 0.8879), "Urban100": (29.50, 0.8946),
+        "Manga109": (35.60, 0.9663)},
+    3: {"Set5": (32.75, 0.9090), "Set14": (29.30, 0.8215), "B100": (28.41, 0.7863), "Urban100": (26.24, 0.7989),
+        "Manga109": (30.48, 0.9117)},
+    4: {"Set5": (30.48, 0.8628), "Set14": (27.50, 0.7513), "B100": (26.90, 0.7101), "Urban100": (24.52, 0.7221),
+        "Manga109": (27.58, 0.8555)},
+}
+register_variant("srcnn", "srcnn", {}, description="SRCNN 9-5-5 on Y (TPAMI 2016)"
+                 " [published: RCAN; Mult-Adds: SAFMN]",
+                 paper_params={2: 57_000, 3: 57_000, 4: 57_000},
+                 paper_psnr=_SRCNN_PUBLISHED, paper_macs={2: 53, 3: 53, 4: 53})
 register_variant("srcnn_rgb", "srcnn", {"num_channels": 3}, description="SRCNN 9-5-5 on RGB (TPAMI 2016, Sec. 5.4)")

@@ -78,5 +78,16 @@ class VDSR(SRModel):
         return self.output(self.residual_layer(self.relu(self.input(upsampled)))) + upsampled
 
 
-register_variant("vdsr", "vdsr", {}, description="VDSR (20 layers, 64 channels, Y; one model for x2/x3/x4)",
-                 paper_params={2: 665_000, 3: 665_000, 4: 665_000})
+# Published PSNR/SSIM on Y by scale and test set (the description names the source).
+_VDSR_PUBLISHED = {
+    2: {"Set5": (37.53, 0.9590), "Set14": (33.05, 0.9130), "B100": (31.90, 0.8960), "Urban100": (30.77, 0.9140),
+        "Manga109": (37.22, 0.9750)},
+    3: {"Set5": (33.67, 0.9210), "Set14": (29.78, 0.8320), "B100": (28.83, 0.7990), "Urban100": (27.14, 0.8290),
+        "Manga109": (32.01, 0.9340)},
+    4: {"Set5": (31.35, 0.8838), "Set14": (28.01, 0.7674), "B100": (27.29, 0.7251), "Urban100": (25.18, 0.7524),
+        "Manga109": (28.83, 0.8809)},
+}
+register_variant("vdsr", "vdsr", {}, description="VDSR (20 layers, 64 channels, Y; one model for x2/x3/x4)"
+                 " [published: RCAN x2/x3, SAFMN x4 (RCAN's x4 B100 SSIM is a typo); Mult-Adds: SAFMN]",
+                 paper_params={2: 665_000, 3: 665_000, 4: 665_000},
+                 paper_psnr=_VDSR_PUBLISHED, paper_macs={2: 613, 3: 613, 4: 613})
