@@ -213,3 +213,21 @@ def test_palette_with_transparency(tmp_path: Path, capsys: pytest.CaptureFixture
     expect_success(capsys, source, "--weights", tiny_checkpoint)
     result = read_image(tmp_path / "sprite_x2.png")
     assert (result.width, result.height, result.mode) == (20, 16, "RGBA")
+
+
+@pytest.mark.parametrize(("failure", "words"), [
+    (RuntimeError("Calculated padded input size per channel: (2 x 2). Kernel size: (3 x 3).\nmore"), ("too small",)),
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"), ("out of memory", "--tile")),
+])
+def test_model_failures_become_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch, failure: Exception,
+                                               words: tuple[str, ...]) -> None:
+    """A model that cannot take a 1x1 input, or memory running out, is reported, not a traceback."""
+    import litesr.inference
+
+    def fail(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise failure
+
+    monkeypatch.setattr(litesr.inference, "upscale_image", fail)
+    source = write_image(tmp_path / "dot.png", np.array([[[0.2, 0.5, 0.9]]]))
+    expect_failure(capsys, tmp_path, source, source, "--model", "bicubic", words=words)
