@@ -214,7 +214,7 @@ class _Axis:
 
 
 # Channel-attention layers whose squeeze is a function of per-channel mean and standard deviation; tiled inference
-# feeds them whole-image statistics (see _WholeImageStatistics). Keyed by exact class: a subclass may squeeze otherwise.
+# feeds them whole-image statistics (see _StatisticsHooks). Keyed by exact class: a subclass may squeeze otherwise.
 _SQUEEZES: dict[type, Callable[[Tensor, Tensor], Tensor]] = {
     CALayer: lambda mean, std: mean,
     CCALayer: lambda mean, std: std + mean,
