@@ -7,7 +7,15 @@ One counting rule for every model (papers differ; see docs/efficiency.md):
 - Interpolation (bilinear/bicubic/nearest), normalisation (LayerNorm, BatchNorm, GroupNorm) and softmax are counted
   apart, as elementary operations, and reported in the per-operator table; they are not MACs.
 - FLOPs = 2 x MACs (one multiply plus one add), the convention of fvcore/torch's FlopCounterMode.
-Counting runs on the meta device, so a 1280x720 output costs no compute and no memory.
+- Activations: the elements of every convolution output (the NTIRE efficient-SR rule).
+Counting runs on the meta device, so a 1280x720 output costs no compute and no memory. Models whose forward depends
+on the data (SMSR's sparse masks: ``nonzero``) cannot run there; they are counted on the CPU on a random image, and
+the result says so (``counted_on``).
+
+Latency: warm-up runs, then the median (and minimum) of N timed runs, with CUDA events on a GPU; the model goes
+through the fast path first (:func:`litesr.fast.prepare_model`: deploy forms folded, channels-last for bf16/fp16).
+Peak memory is the process's peak RSS during the timed runs on the CPU (the kernel's high-water mark, reset before),
+``torch.cuda.max_memory_allocated`` on a GPU.
 """
 
 from __future__ import annotations
@@ -134,6 +142,7 @@ class OpCount:
     macs: dict[str, int]
     element_ops: dict[str, int]
     conv_activations: int
+    counted_on: str = "meta"
 
     @property
     def total_macs(self) -> int:
@@ -164,21 +173,38 @@ def count_ops(model: nn.Module, input_hw: tuple[int, int], in_channels: int | No
 
     _, color_space, _, scale = model_contract(model)
     channels = in_channels or 3
-    meta = _meta_copy(model).eval()
-    x = torch.zeros(1, channels, *input_hw, device="meta")
-    counter = OpCounter()
-    with torch.no_grad(), counter:
-        if color_space == "y":
-            # Count the network only: Cb/Cr interpolation is the engine's, not the model's.
-            meta(x[:, :1])
-        else:
-            run_model(meta, x)
+
+    def count(net: nn.Module, x: Tensor) -> OpCounter:
+        counter = OpCounter()
+        with torch.no_grad(), counter:
+            if color_space == "y":
+                # Count the network only: Cb/Cr interpolation is the engine's, not the model's.
+                net(x[:, :1])
+            else:
+                run_model(net, x)
+        return counter
+
+    counted_on = "meta"
+    try:
+        counter = count(_meta_copy(model).eval(), torch.zeros(1, channels, *input_hw, device="meta"))
+    except (NotImplementedError, RuntimeError):
+        # Data-dependent control flow (nonzero, .item()) has no meta kernel: count a real run on the CPU.
+        if any(p.device.type == "meta" for p in model.parameters()):
+            raise
+        counted_on = "cpu"
+        generator = torch.Generator().manual_seed(0)
+        was_training = model.training
+        try:
+            counter = count(model.eval().cpu(), torch.rand(1, channels, *input_hw, generator=generator))
+        finally:
+            model.train(was_training)
     return OpCount(
         tuple(input_hw),
         (input_hw[0] * scale, input_hw[1] * scale),
         dict(counter.macs),
         dict(counter.element_ops),
         counter.conv_activations,
+        counted_on,
     )
 
 
@@ -217,6 +243,7 @@ class Latency:
     min_ms: float
     runs: int
     peak_memory_mb: float | None = None
+    backend: str = "torch"
 
 
 def measure_latency(
@@ -230,11 +257,29 @@ def measure_latency(
     runs: int = 5,
     channels_last: bool | None = None,
 ) -> Latency:
-    """Median wall time of ``runs`` forward passes after ``warmup`` (CUDA events on GPU), and the peak memory."""
+    """Median wall time of ``runs`` forward passes after ``warmup`` (CUDA events on GPU), and the peak memory.
+
+    ``model`` runs as given (pass it through :func:`litesr.fast.prepare_model` for the fast path); the input is
+    channels-last when the model's precision is reduced. ``threads`` applies to these runs only.
+    """
+    from .errors import ConfigError
     from .inference import run_model
 
-    if threads:
-        torch.set_num_threads(threads)
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"unknown precision {precision!r} (use fp32, bf16 or fp16)")
+    if precision == "fp16" and not device.startswith("cuda"):
+        raise ConfigError("fp16 inference is supported on CUDA only; use bf16 on CPU")
+    previous_threads = torch.get_num_threads()
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        return _measure_latency(model, input_hw, precision, device, warmup, runs, channels_last, run_model)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _measure_latency(model: nn.Module, input_hw: tuple[int, int], precision: str, device: str, warmup: int,
+                     runs: int, channels_last: bool | None, run_model: Callable) -> Latency:
     model = model.to(device).eval()
     x = torch.rand(1, 3, *input_hw, device=device)
     use_cl = channels_last if channels_last is not None else precision != "fp32"
@@ -242,8 +287,6 @@ def measure_latency(
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    if dtype is torch.float16 and device == "cpu":
-        raise ValueError("fp16 inference is supported on CUDA only; use bf16 on CPU")
 
     def once() -> None:
         with (
@@ -287,6 +330,7 @@ class Profile:
     ops_720p: OpCount
     ops_256: OpCount
     latency: list[Latency] = field(default_factory=list)
+    latency_hw: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -295,8 +339,9 @@ class Profile:
             "params": self.params,
             "ops_1280x720_output": self.ops_720p.to_dict(),
             "ops_256x256_input": self.ops_256.to_dict(),
+            "latency_input_hw": self.latency_hw,
             "latency": [asdict(lat) for lat in self.latency],
-            "counting_rule": "MACs: conv, linear, matmul, attention; FLOPs = 2 x MACs; meta-device dispatch count",
+            "counting_rule": "MACs: conv, linear, matmul, attention; FLOPs = 2 x MACs; activations: conv outputs",
         }
 
 
@@ -309,9 +354,18 @@ def profile_model(
     threads: tuple[int, ...] = (),
     device: str = "cpu",
     runs: int = 5,
+    warmup: int = 2,
+    backend: str = "torch",
+    deploy: bool = True,
 ) -> Profile:
+    """Parameters and operation counts (1280x720 output, 256x256 input) of ``model``, and its latency on
+    ``latency_hw`` inputs for every precision and thread count asked for. With ``deploy``, re-parameterisable
+    models are counted and timed in their deploy form (what inference runs)."""
+    from .fast import fold_deploy, prepare_model
     from .inference import model_contract
 
+    if deploy:
+        model = fold_deploy(model)
     scale = model_contract(model)[3]
     params = sum(p.numel() for p in model.parameters())
     prof = Profile(
@@ -322,9 +376,13 @@ def profile_model(
         count_ops(model, (256, 256)),
     )
     if latency_hw is not None:
-        for thr in threads or (torch.get_num_threads(),):
-            for prec in precisions or ("fp32",):
-                prof.latency.append(
-                    measure_latency(model, latency_hw, precision=prec, device=device, threads=thr, runs=runs)
-                )
+        prof.latency_hw = tuple(latency_hw)
+        for prec in precisions or ("fp32",):
+            runnable = prepare_model(model, device=device, precision=prec, backend=backend,  # type: ignore[arg-type]
+                                     deploy=False)
+            for thr in threads or (torch.get_num_threads(),):
+                lat = measure_latency(runnable, latency_hw, precision=prec, device=device, threads=thr, runs=runs,
+                                      warmup=warmup)
+                lat.backend = backend
+                prof.latency.append(lat)
     return prof

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -9,7 +12,8 @@ from torch import nn
 import litesr
 from litesr.archs.base import SRModel
 from litesr.archs.blocks import pixelshuffle_block
-from litesr.profile import count_ops, lr_size_for_output
+from litesr.cli import main
+from litesr.profile import count_ops, lr_size_for_output, measure_latency
 
 
 class _Wrap(SRModel):
@@ -91,3 +95,59 @@ def test_counting_uses_no_real_compute():
         model = litesr.create_model("imdn", scale=4)
     ops = count_ops(model, (2160 // 4, 3840 // 4))  # a 4K output counts instantly on the meta device
     assert ops.total_macs > 0
+
+
+class _DataDependent(SRModel):
+    """A conv whose output is masked by ``nonzero`` (as SMSR's sparse masks): no meta kernel exists for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = 1
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        keep = torch.nonzero(y.flatten() > 0).numel()
+        return y[:, :3] * (keep > 0)
+
+
+def test_data_dependent_models_are_counted_on_the_cpu():
+    ops = count_ops(_DataDependent(), (6, 7))
+    assert ops.counted_on == "cpu"
+    assert ops.macs == {"conv": 4 * 6 * 7 * 3 * 9}
+
+
+def test_interpolation_and_normalisation_are_counted_apart_from_macs():
+    class Body(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm = nn.LayerNorm(3)
+
+        def forward(self, x):
+            x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+    ops = count_ops(_Wrap(Body(), scale=2), (5, 4))
+    assert ops.total_macs == 0
+    assert ops.element_ops == {"normalisation": 5 * 3 * 5 * 4, "interpolate": 8 * 3 * 10 * 8}
+
+
+def test_profile_cli_reports_every_precision_and_thread_count_and_restores_threads(tmp_path, capsys):
+    before = torch.get_num_threads()
+    out = tmp_path / "p.json"
+    rc = main(["profile", "--model", "imdn", "--scale", "2", "--latency-size", "24x16", "--runs", "2",
+               "--warmup", "1", "--precision", "fp32", "--precision", "bf16", "--threads", "1", "--json", str(out)])
+    assert rc == 0 and torch.get_num_threads() == before
+    report = json.loads(out.read_text())
+    assert report["params"] == 694_404
+    assert abs(report["ops_1280x720_output"]["total_macs"] / 1e9 - 158.8) < 0.5
+    assert report["ops_256x256_input"]["input_hw"] == [256, 256]
+    assert [(r["precision"], r["threads"]) for r in report["latency"]] == [("fp32", 1), ("bf16", 1)]
+    assert all(r["median_ms"] > 0 and (r["peak_memory_mb"] is None or r["peak_memory_mb"] > 0)
+               for r in report["latency"])
+    assert "conv (MACs)" in capsys.readouterr().out
+
+
+def test_fp16_on_the_cpu_is_a_config_error():
+    with pytest.raises(litesr.ConfigError, match="fp16"):
+        measure_latency(_Wrap(nn.Conv2d(3, 3, 1)), (4, 4), precision="fp16")

@@ -1,4 +1,10 @@
-"""``litesr profile``: parameters, MACs by operator (1280x720 output and 256x256 input), memory and latency."""
+"""``litesr profile``: parameters, MACs by operator (1280x720 output and 256x256 input), activations, peak memory and
+latency per precision and thread count, as tables and optionally JSON.
+
+    litesr profile --model imdn --scale 4
+    litesr profile --model ssiu --precision fp32 --precision bf16 --threads 1 --threads 2 --json ssiu.json
+    litesr profile --weights RLFN/rlfn_x4.pth --latency-size none      # counts only
+"""
 
 from __future__ import annotations
 
@@ -6,36 +12,52 @@ import argparse
 import json
 from pathlib import Path
 
+# Rows of the operations table: (category, kind), kind "macs" or "ops" (elementary operations, not MACs).
+CATEGORIES = (
+    ("conv", "macs"),
+    ("matmul", "macs"),
+    ("attention", "macs"),
+    ("interpolate", "ops"),
+    ("normalisation", "ops"),
+    ("softmax", "ops"),
+)
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("profile", help="parameters, MACs/FLOPs by operator, activations, peak memory and latency")
-    p.add_argument("--model", required=True, help="zoo model name, or 'auto' with --weights")
+    p = sub.add_parser("profile", help="parameters, MACs/FLOPs by operator, activations, peak memory and latency",
+                       description="Honest efficiency figures of a model: see docs/efficiency.md for the rules.")
+    p.add_argument("--model", default="auto", help="zoo model name, or 'auto' with --weights (default)")
     p.add_argument("--weights", type=Path, default=None, help="checkpoint (architecture and config read from it)")
     p.add_argument("--scale", type=int, default=None)
-    p.add_argument(
-        "--latency-size",
-        default="320x180",
-        help="LR input size WxH for the latency runs "
-        "(default 320x180, i.e. a 1280x720 output at x4); 'none' skips timing",
-    )
-    p.add_argument(
-        "--precision",
-        action="append",
-        choices=("fp32", "bf16", "fp16"),
-        default=None,
-        help="repeatable; default fp32 and bf16",
-    )
-    p.add_argument("--threads", action="append", type=int, default=None, help="repeatable; default: torch's")
-    p.add_argument("--runs", type=int, default=5, help="timed runs (median reported) after 2 warm-up runs")
+    p.add_argument("--latency-size", default="320x180", metavar="WxH",
+                   help="LR input size of the latency runs (default 320x180: a 1280x720 output at x4); "
+                        "'none' skips timing")
+    p.add_argument("--precision", action="append", choices=("fp32", "bf16", "fp16"), default=None,
+                   help="repeatable; default fp32 and bf16 (and fp16 on CUDA)")
+    p.add_argument("--threads", action="append", type=int, default=None,
+                   help="CPU threads, repeatable; default: torch's")
+    p.add_argument("--runs", type=int, default=5, help="timed runs; the median is reported (default 5)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    p.add_argument("--backend", choices=("torch", "compile", "onnx"), default="torch",
+                   help="what runs the latency measurement (default torch eager)")
+    p.add_argument("--no-deploy", action="store_true",
+                   help="keep re-parameterisable models in their training form (default: fold, as inference does)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     p.set_defaults(run=run)
 
 
 def _parse_size(text: str) -> tuple[int, int] | None:
+    from ..errors import ConfigError
+
     if text.lower() == "none":
         return None
-    w, h = (int(v) for v in text.lower().split("x"))
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--latency-size must be WxH (e.g. 320x180) or none, not {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise ConfigError(f"--latency-size must be positive, not {text!r}")
     return h, w
 
 
@@ -44,57 +66,63 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from ..detect import load_model
+    from ..errors import ConfigError
+    from ..inference import resolve_device
     from ..profile import profile_model
     from ..registry import create_model
 
+    device = resolve_device(args.device)
     if args.weights is not None:
         model = load_model(args.weights, model=args.model, scale=args.scale)
+    elif args.model == "auto":
+        raise ConfigError("--model auto reads the architecture off a checkpoint: give --weights FILE or a model name")
     else:
         model = create_model(args.model, scale=args.scale)
+    if args.runs < 1 or args.warmup < 0:
+        raise ConfigError("--runs must be >= 1 and --warmup >= 0")
     name = args.model if args.model != "auto" else getattr(model, "litesr_arch", "model")
+    default_precisions = ("fp32", "bf16", "fp16") if device.type == "cuda" else ("fp32", "bf16")
     prof = profile_model(
         model,
         name,
         latency_hw=_parse_size(args.latency_size),
-        precisions=tuple(args.precision or ("fp32", "bf16")),
+        precisions=tuple(args.precision or default_precisions),
         threads=tuple(args.threads or ()),
-        device=args.device,
+        device=str(device),
         runs=args.runs,
+        warmup=args.warmup,
+        backend=args.backend,
+        deploy=not args.no_deploy,
     )
     console = Console(width=None if Console().is_terminal else 160)
     console.print(f"[bold]{name}[/] x{prof.scale}: {prof.params:,} parameters")
-    table = Table(title="operations (MACs = multiply-accumulates; FLOPs = 2 x MACs)")
-    for col in (
-        "input",
-        "output",
-        "conv",
-        "matmul",
-        "attention",
-        "total MACs",
-        "interp/norm/softmax ops",
-        "conv activations",
-    ):
-        table.add_column(col, justify="right")
-    for ops in (prof.ops_720p, prof.ops_256):
-        table.add_row(
-            f"{ops.input_hw[1]}x{ops.input_hw[0]}",
-            f"{ops.output_hw[1]}x{ops.output_hw[0]}",
-            f"{ops.macs.get('conv', 0) / 1e9:.2f} G",
-            f"{ops.macs.get('matmul', 0) / 1e9:.2f} G",
-            f"{ops.macs.get('attention', 0) / 1e9:.2f} G",
-            f"{ops.total_macs / 1e9:.2f} G",
-            f"{sum(ops.element_ops.values()) / 1e9:.3f} G",
-            f"{ops.conv_activations / 1e6:.1f} M",
-        )
+    table = Table(title="operations by operator (MACs = multiply-accumulates, FLOPs = 2 x MACs; interpolation, "
+                        "normalisation and softmax in elementary operations)")
+    table.add_column("operator")
+    sizes = (prof.ops_720p, prof.ops_256)
+    for ops in sizes:
+        where = "" if ops.counted_on == "meta" else f" (counted on {ops.counted_on})"
+        table.add_column(f"{ops.input_hw[1]}x{ops.input_hw[0]} -> {ops.output_hw[1]}x{ops.output_hw[0]}{where}",
+                         justify="right")
+    for category, kind in CATEGORIES:
+        values = [(ops.macs if kind == "macs" else ops.element_ops).get(category, 0) for ops in sizes]
+        unit = "MACs" if kind == "macs" else "ops"
+        table.add_row(f"{category} ({unit})", *(f"{v / 1e9:.3f} G" for v in values))
+    table.add_row("[bold]total MACs[/]", *(f"[bold]{ops.total_macs / 1e9:.2f} G[/]" for ops in sizes))
+    table.add_row("total FLOPs", *(f"{2 * ops.total_macs / 1e9:.2f} G" for ops in sizes))
+    table.add_row("activations (conv outputs)", *(f"{ops.conv_activations / 1e6:.1f} M" for ops in sizes))
     console.print(table)
     if prof.latency:
-        lt = Table(title="latency (median of runs after warm-up)")
+        h, w = prof.latency_hw or (0, 0)
+        lt = Table(title=f"latency on a {w}x{h} input (median of {args.runs} runs after {args.warmup} warm-up; "
+                         f"backend {args.backend})")
         for col in ("device", "precision", "threads", "median ms", "min ms", "peak memory MB"):
             lt.add_column(col, justify="right")
         for lat in prof.latency:
             mem = f"{lat.peak_memory_mb:.0f}" if lat.peak_memory_mb is not None else "n/a"
             lt.add_row(lat.device, lat.precision, str(lat.threads), f"{lat.median_ms:.1f}", f"{lat.min_ms:.1f}", mem)
         console.print(lt)
+        console.print("peak memory: the process's peak RSS on the CPU, torch.cuda.max_memory_allocated on CUDA")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(prof.to_dict(), indent=2))

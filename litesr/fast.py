@@ -1,0 +1,328 @@
+"""The fast path: a model made ready for inference on the hardware at hand, and I/O that never keeps it waiting.
+
+:func:`prepare_model` folds re-parameterised branches into their deploy form (ECBSR, ETDS, SPAN: ``to_deploy()``),
+moves the model, switches it to channels-last where reduced precision runs, and optionally compiles it
+(``torch.compile`` with frozen weights) or hands it to ONNX Runtime (:class:`OnnxBackend`). Precision itself stays
+an argument of :func:`litesr.inference.upscale_tensor`; :func:`auto_precision` picks one per device: bf16 on CUDA and
+on CPUs with AMX tiles, fp32 elsewhere (AVX-512 bf16 without AMX is no faster than fp32 for most SR models).
+
+:func:`parse_memory` reads ``2GB``/``512MiB`` budgets and :func:`process_budget` turns a whole-process budget into
+the forward-pass budget that :func:`litesr.inference.tile_for_memory` sizes tiles from. :func:`pipelined` runs
+decode, compute and encode of a list of jobs in three stages, so that decoding the next image and encoding the last
+one overlap the model's work.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import queue
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from .errors import ConfigError, LitesrError
+
+Backend = Literal["torch", "compile", "onnx"]
+BACKENDS: tuple[str, ...] = ("torch", "compile", "onnx")
+
+
+# ------------------------------------------------------------------------------------------------ hardware probes
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The feature flags of this machine's CPU (Linux ``/proc/cpuinfo``); empty where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_amx() -> bool:
+    """AMX tiles with bf16 (Intel Sapphire Rapids and later): oneDNN's bf16 convolutions and matmuls run there."""
+    return "amx_bf16" in cpu_flags()
+
+
+def cpu_has_bf16() -> bool:
+    """bf16 dot-product instructions (AVX-512 BF16 or AMX): bf16 runs natively, at some speed."""
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
+def auto_precision(device: str | torch.device = "cpu") -> str:
+    """The precision that runs fastest at (nearly) fp32 quality: CUDA bf16 where supported, else fp16; CPU bf16 with
+    AMX, else fp32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_amx() else "fp32"
+
+
+# ------------------------------------------------------------------------------------------------ model preparation
+
+
+def fold_deploy(model: nn.Module) -> nn.Module:
+    """The re-parameterised deploy form of ``model`` (same function, plain convolutions) where it has one
+    (``to_deploy()``), else ``model`` itself. The litesr metadata (arch, config) is carried over."""
+    to_deploy = getattr(model, "to_deploy", None)
+    if not callable(to_deploy):
+        return model
+    folded = to_deploy()
+    for attribute in ("litesr_arch", "litesr_config"):
+        if hasattr(model, attribute) and not hasattr(folded, attribute):
+            setattr(folded, attribute, getattr(model, attribute))
+    return folded.eval()
+
+
+def prepare_model(
+    model: nn.Module,
+    *,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+    backend: Backend = "torch",
+    deploy: bool = True,
+    channels_last: bool | None = None,
+    onnx_path: str | os.PathLike | None = None,
+    threads: int | None = None,
+) -> nn.Module:
+    """``model`` ready for fast inference, to pass to :func:`~litesr.inference.upscale_tensor` (or ``run_model``).
+
+    - ``deploy``: fold re-parameterisable branches (:func:`fold_deploy`).
+    - ``channels_last``: NHWC weights (default: when ``precision`` is not fp32, as oneDNN/cuDNN prefer it there).
+    - ``backend``: ``"torch"`` (eager), ``"compile"`` (``torch.compile`` with weights frozen as constants; the first
+      call of each input size compiles, which takes a while) or ``"onnx"`` (exported with dynamic H/W and run by
+      ONNX Runtime on CPU in fp32; ``onnx_path`` keeps the file, else a temporary one is used).
+
+    The model is put in eval mode; with ``deploy`` the original is left untouched when it has a deploy form.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r} (use {', '.join(BACKENDS)})")
+    target = torch.device(device)
+    model = model.eval()
+    if deploy:
+        model = fold_deploy(model)
+    if backend == "onnx":
+        if target.type != "cpu" or precision != "fp32":
+            raise ConfigError("the onnx backend runs fp32 on the CPU; use --backend torch for bf16/fp16 or CUDA")
+        return OnnxBackend.from_model(model, onnx_path, threads=threads)
+    model = model.to(target)
+    if channels_last if channels_last is not None else precision != "fp32":
+        model = model.to(memory_format=torch.channels_last)
+    if backend == "compile":
+        # Freezing folds weights into the graph as constants, which lets inductor pre-pack them for oneDNN.
+        compiled = torch.compile(model, options={"freezing": True})
+        return compiled  # type: ignore[return-value]  # an OptimizedModule; attributes reach the model
+    return model
+
+
+class OnnxBackend(nn.Module):
+    """An ONNX Runtime session dressed as a litesr model: the model's contract (input range, padding, clamping to
+    [0, 1]) is baked into the graph, so it declares range 1, RGB and no size multiple, and keeps the scale.
+
+    Channel-attention layers run inside the graph, so tiled inference cannot give them whole-image statistics as the
+    torch path does: tiles of IMDN-like models differ from the untiled result by a few 1/255 at most.
+    """
+
+    input_range = 1.0
+    color_space = "rgb"
+    pad_multiple = 1
+
+    def __init__(self, path: str | os.PathLike, scale: int, *, threads: int | None = None) -> None:
+        super().__init__()
+        from .export import OnnxModel
+
+        self.scale = scale
+        self.path = Path(path)
+        self.session = OnnxModel(path, threads=threads)
+
+    @classmethod
+    def from_model(cls, model: nn.Module, path: str | os.PathLike | None = None, *,
+                   threads: int | None = None) -> OnnxBackend:
+        from .export import export_onnx
+        from .inference import model_contract
+
+        scale = model_contract(model)[3]
+        if path is None:
+            folder = Path(tempfile.mkdtemp(prefix="litesr-onnx-"))
+            path = folder / f"{getattr(model, 'litesr_arch', 'model')}_x{scale}.onnx"
+        export_onnx(model.cpu().float(), path)
+        backend = cls(path, scale, threads=threads)
+        for attribute in ("litesr_arch", "litesr_config"):
+            if hasattr(model, attribute):
+                setattr(backend, attribute, getattr(model, attribute))
+        return backend
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.session(x.float()).to(x.device)
+
+    def set_scale(self, scale: int) -> None:
+        if scale != self.scale:
+            raise ValueError(f"this ONNX model is built for x{self.scale}, not x{scale}")
+
+
+def deploy_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` folded to its deploy form (for comparisons that keep the original)."""
+    return fold_deploy(copy.deepcopy(model))
+
+
+# ---------------------------------------------------------------------------------------------------- memory budget
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9, "t": 10**12,
+          "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_memory(text: str | int) -> int:
+    """Bytes in ``"2GB"`` (10^9), ``"1.5GiB"`` (2^30), ``"512MB"``, ``"800M"`` or a plain number of bytes."""
+    if isinstance(text, int):
+        return text
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise ConfigError(f"cannot read the memory size {text!r} (examples: 2GB, 1.5GiB, 512MB)")
+    value = int(float(match.group(1)) * _UNITS[unit])
+    if value <= 0:
+        raise ConfigError(f"a memory size must be positive, not {text!r}")
+    return value
+
+
+def current_rss() -> int | None:
+    """This process's resident memory in bytes (Linux), or None."""
+    try:
+        with open(f"/proc/{os.getpid()}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_budget(max_memory: int, image_hw: tuple[int, int], scale: int, *, channels: int = 3,
+                   device: str | torch.device = "cpu") -> int:
+    """The part of a whole-process budget ``max_memory`` (bytes) left for upscaling an image on the CPU, to pass to
+    :func:`~litesr.inference.upscale_tensor` as ``max_memory`` (which fits the result and the tiles' activations
+    into it).
+
+    What the process already holds (the interpreter, torch, the model, the decoded image) comes off first. The
+    copies made after the model (the float result as numpy, then clipped, scaled and rounded for encoding: about
+    four float images of the output size at once) do not overlap the forward passes, but must fit as well. On CUDA
+    the budget is the GPU's and returned unchanged.
+    """
+    if torch.device(device).type == "cuda":
+        return max_memory
+    h, w = image_hw
+    after_model = 4 * channels * h * w * scale * scale * 4
+    resident = current_rss() or 0
+    if resident + after_model > max_memory:
+        raise ConfigError(
+            f"a memory budget of {max_memory / 2**20:.0f} MiB is too small: the process holds "
+            f"{resident / 2**20:.0f} MiB and writing the {w * scale}x{h * scale} result needs another "
+            f"{after_model / 2**20:.0f} MiB"
+        )
+    return max_memory - resident
+
+
+# ----------------------------------------------------------------------------------------------- pipelined folders
+
+Job = TypeVar("Job")
+_DONE = object()
+
+
+def pipelined(
+    jobs: Iterable[Job],
+    load: Callable[[Job], Any],
+    compute: Callable[[Job, Any], Any],
+    store: Callable[[Job, Any], None],
+    *,
+    prefetch: int = 2,
+) -> Iterator[tuple[Job, BaseException | None]]:
+    """Run ``store(job, compute(job, load(job)))`` for every job, with loading and storing in background threads.
+
+    ``compute`` runs in the calling thread (the model), while a loader thread decodes up to ``prefetch`` jobs ahead
+    and a writer thread encodes finished ones. Yields ``(job, error)`` in job order once the job is stored (or has
+    failed: ``error`` is the exception of whichever stage failed; later jobs still run). Closing the iterator early
+    stops both threads after the jobs in flight.
+    """
+    loaded: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+    finished: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+    results: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def loader() -> None:
+        for job in jobs:
+            if stop.is_set():
+                break
+            try:
+                item: tuple = (job, load(job), None)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller with its job
+                item = (job, None, exc)
+            loaded.put(item)
+        loaded.put(_DONE)
+
+    def writer() -> None:
+        while (item := finished.get()) is not _DONE:
+            job, value, error = item
+            if error is None:
+                try:
+                    store(job, value)
+                except Exception as exc:  # noqa: BLE001
+                    error = exc
+            results.put((job, error))
+        results.put(_DONE)
+
+    threads = [threading.Thread(target=loader, name="litesr-decode", daemon=True),
+               threading.Thread(target=writer, name="litesr-encode", daemon=True)]
+    for thread in threads:
+        thread.start()
+
+    def drain() -> Iterator[tuple[Job, BaseException | None]]:
+        while not results.empty():
+            item = results.get()
+            if item is not _DONE:
+                yield item
+
+    writer_told = False
+    try:
+        while (item := loaded.get()) is not _DONE:
+            job, value, error = item
+            if error is None:
+                try:
+                    value = compute(job, value)
+                except Exception as exc:  # noqa: BLE001
+                    value, error = None, exc
+            finished.put((job, value, error))
+            yield from drain()
+        finished.put(_DONE)
+        writer_told = True
+        while (item := results.get()) is not _DONE:
+            yield item
+    finally:
+        stop.set()
+        while threads[0].is_alive():  # a loader blocked on a full queue must get room to see the stop
+            try:
+                loaded.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        if not writer_told:
+            finished.put(_DONE)
+        for thread in threads:
+            thread.join(timeout=60)
+
+
+def check_backend_available(backend: str) -> None:
+    """A one-line error before any work when the chosen backend cannot run here."""
+    if backend == "onnx":
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            raise LitesrError(f"the onnx backend needs onnx and onnxruntime ({exc}): pip install 'litesr[onnx]'") \
+                from None
