@@ -53,8 +53,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tile-overlap", type=int, default=32, metavar="N",
                    help="overlap of neighbouring tiles in pixels (32)")
     p.add_argument("--self-ensemble", action="store_true", help="average 8 flips/rotations (8x slower, a bit better)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="fp32 (default), bf16 (CPU or CUDA) or fp16 (CUDA)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
+                   help="fp32 (default), bf16 (CPU or CUDA) or fp16 (CUDA); auto: bf16 on CUDA and AMX CPUs, "
+                        "else fp32")
+    p.add_argument("--backend", choices=("torch", "compile", "onnx"), default="torch",
+                   help="torch (eager, default), compile (torch.compile: slow first image, faster after) or onnx "
+                        "(ONNX Runtime, fp32 on CPU)")
+    p.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="keep the whole process under SIZE (2GB, 1.5GiB, 800MB; CUDA: GPU memory): tiles are sized "
+                        "to fit, and images are done one at a time")
     p.add_argument("--device", default=None, metavar="cpu|cuda", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--suffix", default=None, metavar="TEXT", help="added to output file names (default: _x<S>)")
     p.add_argument("--format", default=None, metavar="EXT",
@@ -93,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--tile-overlap must be >= 0, not {args.tile_overlap}")
     model, name = build_model(args)  # first: a checkpoint decides the scale, and so the default output names
     options = _engine_options(args)
+    model = _prepare(model, options, args)
     scale = model_contract(model)[3]
     jobs = plan_jobs(args.inputs, args.output, suffix=args.suffix if args.suffix is not None else f"_x{scale}",
                      format=args.format, overwrite=args.overwrite)
@@ -101,7 +109,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--compare makes one picture: give one input image, not {len(jobs)}")
         _check_target(args.compare, args.overwrite, jobs[0].source)
     failures = 0
-    for job in jobs:
+    # Several images: decode the next and encode the last in background threads while the model works.
+    pipeline = len(jobs) > 1 and options.get("max_memory_total") is None
+    if pipeline:
+        failures = _run_pipelined(jobs, model, name, options, args)
+    for job in [] if pipeline else jobs:
         try:
             _upscale_one(job, model, name, options, args)
         except Exception as exc:
@@ -240,11 +252,24 @@ def build_model(args: argparse.Namespace) -> tuple[nn.Module, str]:
 def _engine_options(args: argparse.Namespace) -> dict:
     import torch
 
+    from ..fast import auto_precision, parse_memory
     from ..inference import resolve_device
 
     device = resolve_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    precision = auto_precision(device) if args.precision == "auto" else args.precision
+    max_memory = getattr(args, "max_memory", None)
     return {"tile": args.tile, "tile_overlap": args.tile_overlap, "self_ensemble": args.self_ensemble,
-            "precision": args.precision, "device": device}
+            "precision": precision, "device": device,
+            "max_memory_total": parse_memory(max_memory) if max_memory is not None else None}
+
+
+def _prepare(model: nn.Module, options: dict, args: argparse.Namespace) -> nn.Module:
+    """The fast path (litesr.fast): deploy forms folded, channels-last for bf16/fp16, compiled or ONNX if asked."""
+    from ..fast import check_backend_available, prepare_model
+
+    backend = getattr(args, "backend", "torch")
+    check_backend_available(backend)
+    return prepare_model(model, device=options["device"], precision=options["precision"], backend=backend)
 
 
 def _memory_budget(device: object) -> int | None:
@@ -272,10 +297,15 @@ def _upscale(model: nn.Module, image: Image, options: dict, source: Path | str) 
     import torch
 
     from ..errors import ImageError
-    from ..inference import upscale_image
+    from ..fast import process_budget
+    from ..inference import model_contract, upscale_image
 
     opts = dict(options)
-    if opts["tile"] is None and image.width * image.height > AUTO_TILE_PIXELS:
+    total = opts.pop("max_memory_total", None)
+    if total is not None:  # --max-memory: the whole process, so what it holds already comes off
+        scale = model_contract(model)[3]
+        opts["max_memory"] = process_budget(total, (image.height, image.width), scale, device=opts["device"])
+    elif opts["tile"] is None and image.width * image.height > AUTO_TILE_PIXELS:
         opts["max_memory"] = _memory_budget(opts["device"])
     try:
         return upscale_image(model, image, **opts)
@@ -292,6 +322,41 @@ def _upscale(model: nn.Module, image: Image, options: dict, source: Path | str) 
         raise
 
 
+def _run_pipelined(jobs: list[Job], model: nn.Module, name: str, options: dict, args: argparse.Namespace) -> int:
+    """Upscale several images with decoding and encoding in background threads; returns the number that failed."""
+    from ..fast import pipelined
+    from ..images import read_image, write_image
+
+    def load(job: Job) -> tuple[float, Image]:
+        return time.perf_counter(), read_image(job.source, max_pixels=args.max_pixels)
+
+    def compute(job: Job, loaded: tuple[float, Image]) -> tuple[float, Image, Image]:
+        start, image = loaded
+        return start, image, _upscale(model, image, options, job.source)
+
+    def store(job: Job, done: tuple[float, Image, Image]) -> None:
+        start, image, result = done
+        write_image(job.target, result, format=args.format, quality=args.quality)
+        _report(job, image, result, start)
+
+    failures = 0
+    for _, error in pipelined(jobs, load, compute, store):
+        if error is None:
+            continue
+        if not _is_user_error(error):
+            raise error
+        failures += 1
+        print(f"litesr upscale: error: {error}", file=sys.stderr)
+    return failures
+
+
+def _report(job: Job, image: Image, result: Image, start: float) -> None:
+    depth = f", {result.bit_depth}-bit" if result.bit_depth != 8 else ""
+    alpha = ", alpha" if result.alpha is not None else ""
+    print(f"{job.source} -> {job.target} ({image.width}x{image.height} -> {result.width}x{result.height}{depth}"
+          f"{alpha}, {time.perf_counter() - start:.2f} s)")
+
+
 def _upscale_one(job: Job, model: nn.Module, name: str, options: dict, args: argparse.Namespace) -> None:
     from ..images import read_image, write_image
 
@@ -301,10 +366,7 @@ def _upscale_one(job: Job, model: nn.Module, name: str, options: dict, args: arg
     write_image(job.target, result, format=args.format, quality=args.quality)
     if args.compare is not None:
         write_image(args.compare, comparison(image, result, name))
-    depth = f", {result.bit_depth}-bit" if result.bit_depth != 8 else ""
-    alpha = ", alpha" if result.alpha is not None else ""
-    print(f"{job.source} -> {job.target} ({image.width}x{image.height} -> {result.width}x{result.height}{depth}"
-          f"{alpha}, {time.perf_counter() - start:.2f} s)")
+    _report(job, image, result, start)
 
 
 # ------------------------------------------------------------------------------------------------------ comparison
@@ -359,9 +421,11 @@ def _run_demo(args: argparse.Namespace) -> int:
         _check_target(target, args.overwrite)
     args.scale = scale
     model, name = build_model(args)
+    options = _engine_options(args)
+    model = _prepare(model, options, args)
     lr = sample_image(scale)
     start = time.perf_counter()
-    result = _upscale(model, lr, _engine_options(args), "litesr demo picture")
+    result = _upscale(model, lr, options, "litesr demo picture")
     elapsed = time.perf_counter() - start
     hr = sample_hr()
     write_image(targets["input"], lr)
