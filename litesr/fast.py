@@ -74,11 +74,10 @@ def auto_precision(device: str | torch.device = "cpu") -> str:
 
 def fold_deploy(model: nn.Module) -> nn.Module:
     """The re-parameterised deploy form of ``model`` (same function, plain convolutions) where it has one
-    (``to_deploy()``), else ``model`` itself. The litesr metadata (arch, config) is carried over."""
-    to_deploy = getattr(model, "to_deploy", None)
-    if not callable(to_deploy):
+    (``to_deploy()``), as a new model; else ``model`` itself. The litesr metadata (arch, config) is carried over."""
+    if not callable(getattr(model, "to_deploy", None)) or getattr(model, "deploy", False):
         return model
-    folded = to_deploy()
+    folded = copy.deepcopy(model).to_deploy()  # a copy: some to_deploy() convert in place (SPAN)
     for attribute in ("litesr_arch", "litesr_config"):
         if hasattr(model, attribute) and not hasattr(folded, attribute):
             setattr(folded, attribute, getattr(model, attribute))
@@ -169,11 +168,6 @@ class OnnxBackend(nn.Module):
     def set_scale(self, scale: int) -> None:
         if scale != self.scale:
             raise ValueError(f"this ONNX model is built for x{self.scale}, not x{scale}")
-
-
-def deploy_copy(model: nn.Module) -> nn.Module:
-    """A deep copy of ``model`` folded to its deploy form (for comparisons that keep the original)."""
-    return fold_deploy(copy.deepcopy(model))
 
 
 # ---------------------------------------------------------------------------------------------------- memory budget

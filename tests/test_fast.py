@@ -1,0 +1,170 @@
+"""The fast path (litesr.fast): deploy folding, precision and backends, memory budgets, pipelined folders."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import litesr
+import litesr.fast as fast
+from litesr.checkpoint import save_safetensors
+from litesr.cli import main
+from litesr.errors import ConfigError
+from litesr.images import read_image, write_image
+from litesr.inference import run_model, tile_for_memory, upscale_tensor
+from litesr.registry import get_arch
+
+
+def tiny(name: str, scale: int = 2, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return litesr.create_model(name, scale=scale, **get_arch(name).tiny).eval()
+
+
+def image(h: int = 20, w: int = 24, seed: int = 0) -> torch.Tensor:
+    return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", ["ecbsr", "span"])
+def test_re_parameterised_models_are_folded_with_equal_outputs(name):
+    model = tiny(name)
+    folded = fast.fold_deploy(model)
+    assert folded is not model and folded.deploy and fast.fold_deploy(folded) is folded
+    assert litesr.count_parameters(folded) < litesr.count_parameters(model)
+    assert folded.litesr_arch == name
+    x = image()
+    with torch.no_grad():
+        assert (run_model(folded, x) - run_model(model, x)).abs().max().item() < 1e-5
+
+
+def test_prepared_fp32_model_gives_the_eager_result_and_bf16_stays_close():
+    model = tiny("imdn")
+    x = image()
+    reference = upscale_tensor(model, x)
+    for precision, backend in (("fp32", "torch"), ("bf16", "torch")):
+        prepared = fast.prepare_model(tiny("imdn"), precision=precision, backend=backend)
+        out = upscale_tensor(prepared, x, precision=precision)
+        limit = 1e-5 if precision == "fp32" else 3e-2
+        assert (out - reference).abs().max().item() < limit, precision
+    bf16 = fast.prepare_model(tiny("imdn"), precision="bf16")
+    assert bf16.fea_conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_onnx_backend_runs_in_the_engine_equal_to_torch_within_1e4(tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    model = tiny("espcn")
+    backend = fast.prepare_model(tiny("espcn"), backend="onnx", onnx_path=tmp_path / "espcn.onnx", threads=1)
+    assert (tmp_path / "espcn.onnx").is_file() and backend.scale == 2
+    x = image(18, 26)
+    reference = upscale_tensor(model, x)
+    assert (upscale_tensor(backend, x) - reference).abs().max().item() <= 1e-4
+    tiled = upscale_tensor(backend, x, tile=12, tile_overlap=6)
+    assert (tiled - upscale_tensor(model, x, tile=12, tile_overlap=6)).abs().max().item() <= 1e-4
+    with pytest.raises(ConfigError, match="fp32"):
+        fast.prepare_model(model, backend="onnx", precision="bf16")
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    monkeypatch.setattr(fast, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16", "amx_tile"}))
+    assert fast.auto_precision("cpu") == "bf16"
+    monkeypatch.setattr(fast, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert fast.auto_precision("cpu") == "fp32" and fast.cpu_has_bf16()
+
+
+@pytest.mark.parametrize("text,expected", [("2GB", 2 * 10**9), ("1.5GiB", 3 * 2**29), ("512 MB", 512 * 10**6),
+                                           ("800M", 800 * 10**6), ("4096", 4096), (1000, 1000)])
+def test_parse_memory(text, expected):
+    assert fast.parse_memory(text) == expected
+
+
+@pytest.mark.parametrize("text", ["two gigs", "2XB", "0GB", ""])
+def test_parse_memory_refuses_nonsense(text):
+    with pytest.raises(ConfigError, match="memory"):
+        fast.parse_memory(text)
+
+
+def test_process_budget_takes_off_what_the_process_holds():
+    rss = fast.current_rss()
+    assert rss is not None and rss > 10 * 2**20
+    left = fast.process_budget(rss + 500 * 2**20, (100, 100), 2)
+    assert 400 * 2**20 < left <= 500 * 2**20
+    with pytest.raises(ConfigError, match="too small"):
+        fast.process_budget(rss + 2**20, (1000, 1000), 4)  # the 4000x4000 result alone needs far more
+
+
+def test_smaller_budgets_give_smaller_tiles_and_the_same_picture():
+    model = tiny("imdn")
+    x = image(96, 120)
+    tiles = []
+    budget = 2**30
+    while True:  # halve the budget until not even the smallest tile fits
+        try:
+            tiles.append((budget, tile_for_memory(model, (1, 96, 120), budget)))
+        except ConfigError:
+            break
+        budget //= 2
+    sides = [side for _, side in tiles]
+    assert sides[0] is None  # a large budget: one pass
+    chosen = [side for side in sides if side is not None]
+    assert len(set(chosen)) >= 2 and chosen == sorted(chosen, reverse=True) and chosen[-1] >= 16
+    budget = next(b for b, side in tiles if side is not None)  # the largest tile: few tiles, a fast test
+    whole = upscale_tensor(model, x)
+    budgeted = upscale_tensor(model, x, max_memory=budget, tile_overlap=16)
+    assert (budgeted - whole).abs().max().item() <= 1 / 255
+
+
+def test_pipeline_decodes_ahead_while_the_model_works_and_keeps_order():
+    second_loaded = threading.Event()
+
+    def load(job):
+        if job == 1:
+            second_loaded.set()
+        if job == 3:
+            raise ValueError("broken file")
+        return job * 10
+
+    def compute(job, value):
+        if job == 0:  # the next image is decoded while this one is computed
+            assert second_loaded.wait(timeout=20)
+        return value + 1
+
+    stored = []
+    results = list(fast.pipelined(range(6), load, compute, lambda job, value: stored.append((job, value))))
+    assert [job for job, _ in results] == list(range(6))
+    assert [type(error).__name__ if error else None for _, error in results] == [None, None, None, "ValueError",
+                                                                                 None, None]
+    assert stored == [(0, 1), (1, 11), (2, 21), (4, 41), (5, 51)]
+
+
+def test_pipeline_stops_cleanly_when_closed_early():
+    seen = []
+    pipeline = fast.pipelined(range(1000), lambda j: j, lambda j, v: v, lambda j, v: seen.append(j), prefetch=2)
+    assert next(pipeline) == (0, None)
+    pipeline.close()
+    assert len(seen) < 20
+    assert not [t for t in threading.enumerate() if t.name in ("litesr-decode", "litesr-encode")]
+
+
+def test_upscale_cli_folder_with_fast_options(tmp_path: Path, capsys: pytest.CaptureFixture):
+    torch.manual_seed(0)
+    weights = tmp_path / "ecbsr_x2.safetensors"
+    model = tiny("ecbsr")
+    save_safetensors(model.state_dict(), weights)
+    folder = tmp_path / "in"
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write_image(folder / f"{i}.png", rng.integers(0, 256, (10 + i, 14, 3), dtype=np.uint8))
+    rc = main(["upscale", str(folder), "-o", str(tmp_path / "out"), "--weights", str(weights),
+               "--precision", "auto", "--backend", "torch"])
+    assert rc == 0, capsys.readouterr().err
+    for i in range(3):
+        lr = torch.from_numpy(read_image(folder / f"{i}.png").rgb).permute(2, 0, 1)[None]
+        expected = upscale_tensor(model, lr)[0].permute(1, 2, 0).numpy()
+        got = read_image(tmp_path / "out" / f"{i}.png").rgb
+        assert np.abs(got - expected).max() <= 0.5 / 255 + 1e-5  # the training-form model, rounded to 8 bits
+    assert main(["upscale", str(folder), "-o", str(tmp_path / "o2"), "--weights", str(weights),
+                 "--max-memory", "lots"]) == 1
+    assert "lots" in capsys.readouterr().err
