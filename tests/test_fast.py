@@ -168,3 +168,29 @@ def test_upscale_cli_folder_with_fast_options(tmp_path: Path, capsys: pytest.Cap
     assert main(["upscale", str(folder), "-o", str(tmp_path / "o2"), "--weights", str(weights),
                  "--max-memory", "lots"]) == 1
     assert "lots" in capsys.readouterr().err
+
+
+def test_bf16_keeps_the_image_layers_in_fp32_without_touching_the_weights():
+    model = tiny("imdn")
+    keys = list(model.state_dict())
+    assert fast.image_layers(model) == ["fea_conv", "upsampler.0"]
+    prepared = fast.prepare_model(tiny("imdn"), precision="bf16")
+    assert list(prepared.state_dict()) == keys
+    seen = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            seen.setdefault(name, output.dtype)
+
+        return hook
+
+    prepared.fea_conv.register_forward_hook(record("head"))
+    prepared.IMDB1.c1.register_forward_hook(record("body"))
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        prepared(image())
+    assert seen == {"head": torch.float32, "body": torch.bfloat16}
+    plain = fast.prepare_model(tiny("imdn"), precision="bf16", fp32_ends=False)
+    x = image(32, 32)
+    reference = upscale_tensor(model, x)
+    error = (upscale_tensor(prepared, x, precision="bf16") - reference).abs().mean()
+    assert error < (upscale_tensor(plain, x, precision="bf16") - reference).abs().mean()
