@@ -134,16 +134,30 @@ def find_checkpoints(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES)
 
 
-def _match_variant(model: nn.Module, variants: Iterable[Variant]) -> Variant | None:
-    arch = getattr(model, "litesr_arch", None)
-    config = getattr(model, "litesr_config", None)
-    if arch is None or config is None:
-        return None
-    own = normalised_config(arch, config)
-    for variant in variants:
-        if variant.arch == arch and normalised_config(arch, variant.config) == own:
-            return variant
+def _signature(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the model's deploy form: two models of one architecture with equal signatures have the same
+    configuration (the principle of :mod:`litesr.detect`), whatever form their checkpoints were saved in."""
+    return {k: tuple(v.shape) for k, v in _deploy_form(model).state_dict().items()}
+
+
+def _variant_signature(variant: Variant, scale: int) -> dict[str, tuple[int, ...]] | None:
+    for device in ("meta", "cpu"):
+        try:
+            with torch.device(device):
+                return _signature(_build(variant, scale))
+        except Exception:  # noqa: BLE001 - a to_deploy that cannot run on meta tensors: try real ones
+            continue
     return None
+
+
+def _match_variant(model: nn.Module, variants: Iterable[Variant], scale: int) -> Variant | None:
+    """The variant (of ``variants``) whose deploy form has the state-dict shapes of ``model``'s deploy form."""
+    arch = getattr(model, "litesr_arch", None)
+    candidates = [v for v in variants if v.arch == arch]
+    if not candidates:
+        return None
+    own = _signature(model)
+    return next((v for v in candidates if _variant_signature(v, scale) == own), None)
 
 
 def build_leaderboard(
@@ -194,20 +208,22 @@ def build_leaderboard(
     if weights_dir is not None:
         for path in find_checkpoints(weights_dir):
             try:
-                model = load_model(path, scale=scale)
+                model = load_model(path)
             except (LitesrError, RuntimeError) as exc:
                 log(f"skipped {path.name}: {_one_line(exc)[:120]}")
                 continue
             if int(getattr(model, "scale", scale)) != scale:
-                continue
-            variant = _match_variant(model, chosen)
+                if not getattr(model, "multi_scale", False) or scale not in get_arch(model.litesr_arch).scales:
+                    log(f"skipped {path.name}: x{model.scale}")
+                    continue
+                model.set_scale(scale)
+            variant = _match_variant(model, chosen, scale)
             if variant is not None and not entries[variant.name].measured:
                 entry = entries[variant.name]
             else:
-                name = f"{getattr(model, 'litesr_arch', 'model')} ({path.name})"
-                entry = Entry(name, str(getattr(model, "litesr_arch", "")), scale)
-                if variant is not None:
-                    entry.note = f"same configuration as {variant.name}"
+                arch = str(getattr(model, "litesr_arch", "model"))
+                known = variant or _match_variant(model, all_variants().values(), scale)
+                entry = Entry(f"{known.name if known else arch} ({path.name})", arch, scale)
                 deployed = _deploy_form(model)
                 entry.params = count_parameters(deployed)
                 try:
@@ -216,7 +232,7 @@ def build_leaderboard(
                     entry.macs = count_ops(deployed, lr_size_for_output((720, 1280), scale)).total_macs
                 except Exception as exc:  # noqa: BLE001
                     entry.note = _join(entry.note, f"MACs not counted ({type(exc).__name__})")
-                entries[name] = entry
+                entries[entry.name] = entry
             log(f"evaluating {path.name} as {entry.name}")
             _evaluate_into(entry, model, datasets, scale, data_root, device, str(path.name))
     return list(entries.values())
@@ -295,6 +311,13 @@ def plot_leaderboard(entries: Sequence[Entry], path_stem: str | os.PathLike, *, 
     scales = sorted({e.scale for e in entries})
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     panels = ((axes[0], "params", "parameters (K)", 1e3), (axes[1], "macs", "Mult-Adds for a 1280x720 output (G)", 1e9))
+    values = [v for e in entries for v in (e.psnr(dataset, measured=False), e.psnr(dataset, measured=True))
+              if v is not None]
+    published_values = [v for e in entries if (v := e.psnr(dataset, measured=False)) is not None]
+    # The y range follows the published models; a far worse checkpoint (an unofficial GAN generator, a broken
+    # file) is drawn as a triangle on the bottom edge, with its value in the label, instead of squashing the rest.
+    floor = (min(published_values) - 0.6) if published_values else (min(values) - 0.2 if values else 0.0)
+    top = max(values) + 0.15 if values else 1.0
     plotted = 0
     for ax, attribute, label, unit in panels:
         for e in entries:
@@ -304,14 +327,19 @@ def plot_leaderboard(entries: Sequence[Entry], path_stem: str | os.PathLike, *, 
                 continue
             x = x / unit
             if published is not None and measured is not None:
-                ax.plot([x, x], [published, measured], color="0.6", linewidth=0.8, zorder=1)
+                ax.plot([x, x], [published, max(measured, floor)], color="0.6", linewidth=0.8, zorder=1)
             if published is not None:
-                ax.scatter([x], [published], s=36, facecolors="none", edgecolors="tab:blue", zorder=2)
-            if measured is not None:
-                ax.scatter([x], [measured], s=36, color="tab:orange", zorder=3)
-            ax.annotate(e.name, (x, measured if measured is not None else published), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points")
+                ax.scatter([x], [published], s=30, facecolors="none", edgecolors="tab:blue", zorder=2)
+            text = e.name.split(" (")[0] if published is not None else e.name
+            if measured is not None and measured < floor:
+                ax.scatter([x], [floor + 0.03], s=34, marker="v", color="tab:orange", zorder=3)
+                text += f" ({measured:.2f} dB)"
+            elif measured is not None:
+                ax.scatter([x], [measured], s=30, color="tab:orange", zorder=3)
+            y = max(measured if measured is not None else published, floor + 0.03)
+            ax.annotate(text, (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
             plotted += 1
+        ax.set_ylim(floor, top)
         ax.set_xscale("log")
         ax.set_xlabel(label + " (litesr count)")
         ax.set_ylabel(f"{dataset} PSNR (dB, Y)")
