@@ -6,16 +6,17 @@ moves the model, switches it to channels-last where reduced precision runs, and 
 an argument of :func:`litesr.inference.upscale_tensor`; :func:`auto_precision` picks one per device: bf16 on CUDA and
 on CPUs with AMX tiles, fp32 elsewhere (AVX-512 bf16 without AMX is no faster than fp32 for most SR models).
 
-:func:`parse_memory` reads ``2GB``/``512MiB`` budgets and :func:`process_budget` turns a whole-process budget into
-the forward-pass budget that :func:`litesr.inference.tile_for_memory` sizes tiles from. :func:`pipelined` runs
-decode, compute and encode of a list of jobs in three stages, so that decoding the next image and encoding the last
-one overlap the model's work.
+:func:`parse_memory` reads ``2GB``/``512MiB`` budgets and :func:`tile_for_process` sizes tiles so that the whole
+process stays under one, from the resident memory a forward pass was measured to add (:func:`rss_per_pixel`).
+:func:`pipelined` runs decode, compute and encode of a list of jobs in three stages, so that decoding the next image
+and encoding the last one overlap the model's work.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import math
 import os
 import queue
 import re
@@ -287,29 +288,120 @@ def current_rss() -> int | None:
         return None
 
 
-def process_budget(max_memory: int, image_hw: tuple[int, int], scale: int, *, channels: int = 3,
-                   device: str | torch.device = "cpu") -> int:
-    """The part of a whole-process budget ``max_memory`` (bytes) left for upscaling an image on the CPU, to pass to
-    :func:`~litesr.inference.upscale_tensor` as ``max_memory`` (which fits the result and the tiles' activations
-    into it).
+def peak_rss() -> int | None:
+    """This process's peak resident memory (``VmHWM``) in bytes (Linux), or None."""
+    try:
+        with open(f"/proc/{os.getpid()}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
-    What the process already holds (the interpreter, torch, the model, the decoded image) comes off first. The
-    copies made after the model (the float result as numpy, then clipped, scaled and rounded for encoding: about
-    four float images of the output size at once) do not overlap the forward passes, but must fit as well. On CUDA
-    the budget is the GPU's and returned unchanged.
+
+def reset_peak_rss() -> bool:
+    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0, ``clear_refs``); False where that is not possible."""
+    try:
+        with open(f"/proc/{os.getpid()}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+_CALIBRATION_SIDES = (64, 128)
+
+
+def trim_heap() -> None:
+    """Give the allocator's free pages back to the system (glibc ``malloc_trim``), so that the resident size counts
+    what is in use and a measured pass must fault its memory in anew; a no-op elsewhere."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def rss_per_pixel(model: nn.Module, *, precision: str = "fp32") -> tuple[float, float] | None:
+    """(bytes per LR pixel, fixed bytes) that one forward pass adds to this process's resident memory, measured on
+    64 x 64 and 128 x 128 inputs (each run twice; the second counts): everything the pass touches, the allocator's
+    slack and oneDNN's scratch included, which the allocator's own count misses (SSIU x4: 90-130 MB more than it).
+    None where the peak cannot be reset (not Linux). Cached on the model."""
+    from .inference import _autocast, _run, model_device
+
+    key = ("rss", precision)
+    cache: dict = model.__dict__.setdefault("_litesr_bytes_per_pixel", {})
+    if key in cache:
+        return cache[key]
+    device = model_device(model)
+    if device.type != "cpu" or not reset_peak_rss():
+        return None
+    generator = torch.Generator().manual_seed(0)
+    transient = []
+    for side in _CALIBRATION_SIDES:
+        probe = torch.rand(1, 3, side, side, generator=generator)
+        for _ in range(2):
+            trim_heap()  # freed memory from earlier work would otherwise be reused unseen
+            before = current_rss() or 0
+            reset_peak_rss()
+            with torch.inference_mode(), _autocast(precision, device):
+                _run(model.eval(), probe, precision != "fp32")
+            peak = peak_rss() or 0
+        transient.append(max(0, peak - before))
+    small, large = (side * side for side in _CALIBRATION_SIDES)
+    per_pixel = max((transient[1] - transient[0]) / (large - small), transient[1] / large / 4, 1.0)
+    fixed = max(0.0, transient[1] - per_pixel * large)
+    cache[key] = (per_pixel, fixed)
+    return cache[key]
+
+
+# Kept free under a process budget: Python objects, encoder buffers, allocator granularity.
+_MARGIN = 64 * 2**20
+
+
+def tile_for_process(model: nn.Module, image_hw: tuple[int, int], max_memory: int, *, precision: str = "fp32",
+                     channels: int = 3) -> int | None:
+    """The largest tile side (LR pixels) that keeps this whole process under ``max_memory`` bytes while upscaling an
+    ``image_hw`` image on the CPU; None when the image fits in one pass.
+
+    What the process holds already (interpreter, torch, model, decoded image) comes off first, then the engine's
+    buffers (the input and two float results), the copies made after the model (about four float images of the
+    output size, for the numpy result and its quantisation for encoding: the allocator need not give the tiles'
+    memory back before them) and a margin; the tiles get the rest, at the rate :func:`rss_per_pixel` measured.
     """
-    if torch.device(device).type == "cuda":
-        return max_memory
+    from .inference import model_contract, tile_for_memory
+
+    _, _, multiple, scale = model_contract(model)
     h, w = image_hw
-    after_model = 4 * channels * h * w * scale * scale * 4
-    resident = current_rss() or 0
-    if resident + after_model > max_memory:
+    output_floats = channels * h * w * scale * scale * 4
+    calibration = rss_per_pixel(model, precision=precision)
+    held = current_rss() or 0
+    engine = channels * h * w * 4 * (2 * scale * scale + 1)
+    after_model = 4 * output_floats
+    left = max_memory - held - engine - after_model - _MARGIN
+    if calibration is None:  # not Linux: the engine's allocator-based estimate, with the same deductions
+        if left <= 0:
+            raise ConfigError(f"a memory budget of {max_memory / 2**20:.0f} MiB is too small for a "
+                              f"{w * scale}x{h * scale} result")
+        return tile_for_memory(model, (1, h, w), int(left + engine), precision=precision)  # type: ignore[arg-type]
+    per_pixel, fixed = calibration
+    trim_heap()
+    left -= fixed + max(0, (current_rss() or 0) - held)
+    smallest = 32
+    if left < per_pixel * smallest * smallest:
         raise ConfigError(
-            f"a memory budget of {max_memory / 2**20:.0f} MiB is too small: the process holds "
-            f"{resident / 2**20:.0f} MiB and writing the {w * scale}x{h * scale} result needs another "
-            f"{after_model / 2**20:.0f} MiB"
+            f"a memory budget of {max_memory / 2**20:.0f} MiB is too small: the process holds {held / 2**20:.0f} MiB, "
+            f"the {w * scale}x{h * scale} result and its copies need {(engine + after_model) / 2**20:.0f} MiB, "
+            f"and the model ~{per_pixel / 1024:.1f} KiB per input pixel"
         )
-    return max_memory - resident
+    if per_pixel * h * w <= left:
+        return None
+    side = int(math.sqrt(left / per_pixel))
+    return max(smallest, side - side % max(multiple, 8))
 
 
 # ----------------------------------------------------------------------------------------------- pipelined folders

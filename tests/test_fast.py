@@ -86,13 +86,20 @@ def test_parse_memory_refuses_nonsense(text):
         fast.parse_memory(text)
 
 
-def test_process_budget_takes_off_what_the_process_holds():
+def test_process_budget_sizes_tiles_from_measured_resident_memory():
+    model = tiny("imdn")
+    calibration = fast.rss_per_pixel(model)
+    if calibration is None:
+        pytest.skip("the peak RSS cannot be reset here (not Linux)")
+    per_pixel, fixed = calibration
+    assert per_pixel > 100 and fixed >= 0  # 16 channels: at least a few float maps per pixel
     rss = fast.current_rss()
-    assert rss is not None and rss > 10 * 2**20
-    left = fast.process_budget(rss + 500 * 2**20, (100, 100), 2)
-    assert 400 * 2**20 < left <= 500 * 2**20
+    assert fast.tile_for_process(model, (64, 64), rss + 2**30) is None  # a gigabyte more: one pass
+    generous = fast.tile_for_process(model, (1000, 1000), rss + 512 * 2**20)
+    tight = fast.tile_for_process(model, (1000, 1000), rss + 384 * 2**20)
+    assert generous is not None and tight is not None and 32 <= tight < generous
     with pytest.raises(ConfigError, match="too small"):
-        fast.process_budget(rss + 2**20, (1000, 1000), 4)  # the 4000x4000 result alone needs far more
+        fast.tile_for_process(model, (1000, 1000), rss + 2**20, precision="fp32")
 
 
 def test_smaller_budgets_give_smaller_tiles_and_the_same_picture():
