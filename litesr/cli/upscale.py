@@ -297,14 +297,17 @@ def _upscale(model: nn.Module, image: Image, options: dict, source: Path | str) 
     import torch
 
     from ..errors import ImageError
-    from ..fast import process_budget
-    from ..inference import model_contract, upscale_image
+    from ..fast import tile_for_process
+    from ..inference import upscale_image
 
     opts = dict(options)
     total = opts.pop("max_memory_total", None)
-    if total is not None:  # --max-memory: the whole process, so what it holds already comes off
-        scale = model_contract(model)[3]
-        opts["max_memory"] = process_budget(total, (image.height, image.width), scale, device=opts["device"])
+    if total is not None and getattr(opts["device"], "type", "cpu") == "cuda":
+        opts["max_memory"] = total  # the GPU's memory: the engine sizes tiles from its allocator
+    elif total is not None:  # --max-memory on the CPU: the whole process, so what it holds already comes off
+        fitted = tile_for_process(model, (image.height, image.width), total, precision=opts["precision"])
+        if fitted is not None and (opts["tile"] is None or opts["tile"] <= 0 or fitted < opts["tile"]):
+            opts["tile"] = fitted
     elif opts["tile"] is None and image.width * image.height > AUTO_TILE_PIXELS:
         opts["max_memory"] = _memory_budget(opts["device"])
     try:
