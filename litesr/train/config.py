@@ -56,11 +56,12 @@ DEFAULTS: dict[str, Any] = {
         "epochs": None,
         "batch_size": 16,  # total over all processes
         "optimizer": {
-            "type": "adamw",
+            "type": "adamw",  # adam | adamw | sgd
             "lr": 1e-3,
             "betas": [0.9, 0.99],
             "weight_decay": 1e-4,
             "eps": 1e-8,
+            "momentum": 0.9,  # sgd
             "fused": "auto",  # fused kernels where torch has them (CPU and CUDA)
         },
         "scheduler": {
@@ -105,6 +106,7 @@ SCHEDULER_KEYS = {
 OPTIMIZER_KEYS = {
     "adam": {"type", "lr", "betas", "weight_decay", "eps", "fused"},
     "adamw": {"type", "lr", "betas", "weight_decay", "eps", "fused"},
+    "sgd": {"type", "lr", "momentum", "weight_decay", "fused"},
 }
 VAL_DATASET_KEYS = {"name", "hr_dir", "lr_dir"}
 
@@ -182,9 +184,19 @@ def strip_free_markers(cfg: Any) -> Any:
     return cfg
 
 
+def _typed_sections(train: Mapping[str, Any]) -> list[tuple[str, dict[str, set[str]]]]:
+    """``train.scheduler``/``train.optimizer`` and a trainer's further ones (``scheduler_d``, ``optimizer_d`` ...)."""
+    sections = []
+    for key, value in train.items():
+        for prefix, table in (("scheduler", SCHEDULER_KEYS), ("optimizer", OPTIMIZER_KEYS)):
+            if key.startswith(prefix) and isinstance(value, Mapping) and "type" in value:
+                sections.append((key, table))
+    return sections
+
+
 def _check_choices(cfg: dict[str, Any], source: str) -> None:
     train = cfg["train"]
-    for section, table in (("scheduler", SCHEDULER_KEYS), ("optimizer", OPTIMIZER_KEYS)):
+    for section, table in _typed_sections(train):
         kind = str(train[section]["type"]).lower()
         if kind not in table:
             raise ConfigError(f"{source}: train.{section}.type {kind!r} is not one of {', '.join(table)}"
@@ -214,7 +226,7 @@ def _check_choices(cfg: dict[str, Any], source: str) -> None:
 
 def used_keys_check(cfg: Mapping[str, Any], user: Mapping[str, Any], source: str) -> None:
     """Keys a user set for a scheduler/optimiser type that does not use them are typos too."""
-    for section, table in (("scheduler", SCHEDULER_KEYS), ("optimizer", OPTIMIZER_KEYS)):
+    for section, table in _typed_sections(cfg["train"]):
         given = (user.get("train") or {}).get(section) or {}
         kind = cfg["train"][section]["type"]
         for key in given:

@@ -152,13 +152,16 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def make_optimizer(params: Iterator[nn.Parameter] | list, cfg: Mapping[str, Any], device: torch.device) -> Any:
     kind = cfg["type"]
-    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[kind]
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[kind]
     params = [p for p in params if p.requires_grad]
     fused = cfg.get("fused", "auto")
     if fused == "auto":
         fused = device.type in ("cpu", "cuda")
-    kwargs = {"lr": float(cfg["lr"]), "betas": tuple(float(b) for b in cfg["betas"]),
-              "weight_decay": float(cfg["weight_decay"]), "eps": float(cfg["eps"])}
+    kwargs: dict[str, Any] = {"lr": float(cfg["lr"]), "weight_decay": float(cfg["weight_decay"])}
+    if kind == "sgd":
+        kwargs["momentum"] = float(cfg["momentum"])
+    else:
+        kwargs.update(betas=tuple(float(b) for b in cfg["betas"]), eps=float(cfg["eps"]))
     if fused:
         try:
             return cls(params, fused=True, **kwargs)
@@ -315,9 +318,11 @@ class Trainer:
 
         return {"pixel": build_loss(self.cfg["train"]["losses"], source="config").to(self.device)}
 
-    def build_train_set(self) -> Any:
+    def build_train_set(self, scale: int | None = None) -> Any:
+        """Patches of the training folders at ``scale`` (default: the model's); a multi-scale trainer asks for each."""
         from ..data.train import TrainPatches, collect_pairs
 
+        scale = self.scale if scale is None else scale
         dcfg = self.cfg["datasets"]["train"]
         if not dcfg["hr_dir"]:
             raise ConfigError("datasets.train.hr_dir is not set (a folder of HR training images; --train_dir)")
@@ -327,7 +332,7 @@ class Trainer:
             raise ConfigError(f"datasets.train.lr_dir lists {len(lr_dirs)} folders for {len(hr_dirs)} hr_dir folders")
         cache_dir = dcfg["cache_dir"] or Path(self.cfg["output"]) / ".lr_cache"
         dataset = TrainPatches(
-            collect_pairs(hr_dirs, lr_dirs, self.scale), self.scale, int(dcfg["patch_size"]),
+            collect_pairs(hr_dirs, lr_dirs, scale), scale, int(dcfg["patch_size"]),
             data_repeat=int(dcfg["data_repeat"]), flip=bool(dcfg["flip"]), rot90=bool(dcfg["rot90"]),
             preload=False, cache_dir=cache_dir,
         )
@@ -339,12 +344,14 @@ class Trainer:
             dataset.prepare_cache()
         self.dist.barrier()
         if dcfg["preload"]:
-            dataset = TrainPatches(dataset.pairs, self.scale, dataset.patch_size, data_repeat=dataset.data_repeat,
+            dataset = TrainPatches(dataset.pairs, scale, dataset.patch_size, data_repeat=dataset.data_repeat,
                                    flip=dataset.flip, rot90=dataset.rot90, preload=True, cache_dir=cache_dir)
         return dataset
 
-    def sr_forward(self, net: Callable[[Tensor], Tensor], lr: Tensor) -> Tensor:
-        """``net`` on an RGB [0, 1] batch, honouring the model's input range, colour space and size multiple."""
+    def sr_forward(self, net: Callable[..., Tensor], lr: Tensor, scale: int | None = None) -> Tensor:
+        """``net`` on an RGB [0, 1] batch, honouring the model's input range, colour space and size multiple.
+
+        ``scale``: for multi-scale models, the factor of this batch (passed on as ``net(x, scale)``)."""
         from ..archs.blocks import pad_to_multiple
 
         raw = self.net
@@ -356,10 +363,12 @@ class Trainer:
             x, _, _ = pad_to_multiple(x, multiple)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = net(x * input_range) if input_range != 1.0 else net(x)
+        extra = () if scale is None else (scale,)
+        out = net(x * input_range, *extra) if input_range != 1.0 else net(x, *extra)
         if input_range != 1.0:
             out = out / input_range
-        return out[..., : h * self.scale, : w * self.scale]
+        scale = self.scale if scale is None else scale
+        return out[..., : h * scale, : w * scale]
 
     def target(self, hr: Tensor) -> Tensor:
         return rgb_to_ycbcr(hr)[:, :1] if getattr(self.net, "color_space", "rgb") == "y" else hr
@@ -710,12 +719,18 @@ class Trainer:
         per_rank = math.ceil(len(self.train_set) / self.dist.world_size)
         return int(epochs) * max(1, per_rank // self.per_rank_batch)
 
+    def schedule_for(self, optimizer: str) -> Schedule:
+        """The learning-rate schedule of the optimiser named ``optimizer`` (a GAN's discriminator may have its own)."""
+        return self.schedule
+
     def _apply_schedule(self) -> float:
-        lr = 0.0
-        for opt in self.optimizers.values():
+        """Set every optimiser's rate for this iteration; returns the network's (``"net"``), which is logged."""
+        rates: dict[str, float] = {}
+        for name, opt in self.optimizers.items():
+            schedule = self.schedule_for(name)
             for group in opt.param_groups:
-                group["lr"] = lr = self.schedule.lr(group["initial_lr"], self.iteration)
-        return lr
+                group["lr"] = rates[name] = schedule.lr(group["initial_lr"], self.iteration)
+        return rates.get("net", next(iter(rates.values()), 0.0))
 
     def _wrap_for_training(self, net: nn.Module) -> Callable[[Tensor], Tensor]:
         module: Any = net
