@@ -15,7 +15,9 @@ SHARED = Path(os.environ.get("LITESR_SHARED", REPO.parent / "shared"))
 DATASETS = SHARED / "datasets"
 WEIGHTS = SHARED / "weights"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread for the whole suite: tests run small tensors where OpenMP synchronisation costs more than it gains, and
+# on a shared 2-core machine two threads per process made them up to 8x slower in wall time.
+torch.set_num_threads(1)
 
 
 def require(path: Path) -> Path:

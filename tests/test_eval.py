@@ -33,14 +33,6 @@ IMDN = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded torch: on a loaded 2-core machine, 2 OpenMP threads made IMDN on Set5 ~8x slower (wall)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _save(path: Path, pixels: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,15 +12,6 @@ from PIL import Image
 from litesr.imresize import bicubic_downsample_uint8, imresize, modcrop, round_half_away, to_uint8_range
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded torch: on a loaded 2-core machine, 2 OpenMP threads made these tests ~8x slower (wall)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _read(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im)

@@ -26,14 +26,6 @@ from litesr.train.trainer import warm_start
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Training tests run single-threaded: on a shared 2-core machine, 2 OpenMP threads mostly wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny(tmp_path: Path, **sections) -> dict:
     """A seconds-long config: IMDN with 16 channels, 24-pixel HR patches of three synthetic images."""

@@ -22,15 +22,6 @@ from litesr.train import Trainer, build_config, read_state, run
 TOTAL = 12
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Training tests run single-threaded: on a shared 2-core machine, 2 OpenMP threads mostly wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def config(tmp_path: Path, name: str, workers: int = 0) -> dict:
     return {
         "name": name,

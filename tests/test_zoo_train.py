@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from litesr.data.train import make_synthetic_set
 from litesr.registry import all_archs, count_parameters, create_model
@@ -14,14 +13,6 @@ from litesr.train import Trainer, build_config
 STEPS = 20
 ARCHS = sorted(all_archs())
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Training tests run single-threaded: on a shared 2-core machine, 2 OpenMP threads mostly wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class Recorder(Trainer):
