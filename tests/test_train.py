@@ -374,3 +374,19 @@ def test_trainer_type_selects_a_subclass_with_its_own_keys(tmp_path: Path) -> No
     state = read_state(run_dir)
     assert set(state["models"]) == set(state["optimizers"]) == {"net", "aux"}
     assert all("aux" in r for r in records(run_dir) if "loss" in r)
+
+
+def test_ema_warm_up_forgets_the_initialisation():
+    """After a few hundred updates the EMA must follow the trained weights, not the random initial ones."""
+    from litesr.train.ema import ModelEMA
+
+    net = torch.nn.Linear(4, 4)
+    ema = ModelEMA(net, decay=0.999)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+        net.bias.fill_(1.0)
+    for _ in range(300):
+        ema.update(net)
+    # a constant 0.999 would leave 0.999^300 = 74% of the initial weights; the warm-up leaves under 5%
+    assert torch.allclose(ema.module.weight, torch.ones(4, 4), atol=0.05 * (1 + net.weight.abs().max().item()))
+    assert ema.updates == 300

@@ -247,6 +247,13 @@ class Trainer:
     """Supervised SR training: one network, pixel/frequency losses, optional EMA. See the module doc for the seam."""
 
     extra_config: ClassVar[dict[str, Any]] = {}
+    # Keyword arguments of DistributedDataParallel (a multi-task trainer that leaves some heads unused in a step needs
+    # find_unused_parameters=True).
+    ddp_options: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def check_config(cls, cfg: Mapping[str, Any], source: str) -> None:
+        """Validate this trainer's own keys once the config is merged (raise ConfigError naming ``source``)."""
 
     def __init__(self, cfg: Mapping[str, Any], *, resume: str | os.PathLike | None = None,
                  state: Mapping[str, Any] | None = None) -> None:
@@ -600,6 +607,7 @@ class Trainer:
             "config": self.cfg,
             "models": {name: m.state_dict() for name, m in self.models.items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
+            "ema_updates": self.ema.updates if self.ema is not None else 0,
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "scheduler": {"type": self.schedule.kind, "iteration": self.iteration, "total": self.total_iterations},
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
@@ -618,6 +626,7 @@ class Trainer:
             if state.get("ema") is None:
                 raise TrainingError("the training state has no EMA weights but train.ema.enabled is true")
             self.ema.load_state_dict(state["ema"])
+            self.ema.updates = int(state.get("ema_updates", 0))
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         if self.scaler is not None and state.get("scaler"):
@@ -738,7 +747,7 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            module = DistributedDataParallel(net, device_ids=ids)
+            module = DistributedDataParallel(net, device_ids=ids, **self.ddp_options)
         if self.cfg["train"]["compile"]:
             module = torch.compile(module)
         net.train()
