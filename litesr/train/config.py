@@ -326,6 +326,7 @@ def build_config(
     if cfg["model"]["name"] is None:
         raise ConfigError(f"{source}: model.name is not set (a zoo model, e.g. ssiu; `litesr models` lists them)")
     check_model(cfg, source)
+    trainer_class(str(cfg["train"]["type"]), source).check_config(cfg, source)
     expand_paths(cfg)
     if cfg["name"] is None:
         cfg["name"] = f"{cfg['model']['name']}_x{cfg['model']['scale']}"
