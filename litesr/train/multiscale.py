@@ -93,6 +93,8 @@ class MultiScaleTrainer(Trainer):
     """One network trained on a mix of factors, drawn per batch (see the module docstring)."""
 
     extra_config: ClassVar[dict[str, Any]] = {"scales": [2, 3, 4], "clip_theta": None, "clip_mode": "norm"}
+    # MDSR's branches of the other factors get no gradient in a step (VDSR uses every weight; the check is cheap).
+    ddp_options: ClassVar[dict[str, Any]] = {"find_unused_parameters": True}
 
     @classmethod
     def check_config(cls, cfg: Mapping[str, Any], source: str) -> None:
