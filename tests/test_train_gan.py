@@ -155,6 +155,7 @@ def test_missing_vgg_file_is_one_line(data: Path, tmp_path: Path, capsys: pytest
     ({"discriminator": {"input_size": 48}}, "differs from datasets.train.patch_size 32"),
     ({"optimizer_d": {"type": "adam", "momentum": 0.5}}, "train.optimizer_d.momentum is not used by the 'adam'"),
     ({"scheduler_d": {"type": "cosin"}}, "did you mean 'cosine'"),
+    ({"texture": {"patch_size": 16, "layer_weights": {"conv3_1": 1.0}}}, "does not fit the 8x8 conv3_1 features"),
 ])
 def test_gan_config_errors(data: Path, train: dict, needle: str) -> None:
     cfg = gan(data, "bad")

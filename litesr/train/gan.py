@@ -128,6 +128,13 @@ def _check_layer_weights(value: Any, where: str, source: str) -> None:
             raise ConfigError(f"{source}: {where}.{name} must be a number, not {weight!r}")
 
 
+def _vgg_stride(layer: str) -> int:
+    """How much smaller than the image a VGG19 layer's features are: conv3_1 -> 4 (two pools before it), pool3 -> 8."""
+    if layer.startswith("pool"):
+        return 2 ** int(layer[4:])
+    return 2 ** (int(layer[4:].split("_")[0]) - 1)
+
+
 def _non_negative(value: Any, where: str, source: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ConfigError(f"{source}: {where} must be a number >= 0, not {value!r}")
@@ -182,6 +189,12 @@ class GANTrainer(Trainer):
                                        or patch_size < 1):
             raise ConfigError(f"{source}: train.texture.patch_size must be a positive integer or empty, "
                               f"not {patch_size!r}")
+        if patch_size is not None and weights["train.texture.weight"] > 0:
+            for layer in texture["layer_weights"] or DEFAULT_TEXTURE_LAYERS:
+                side = patch // _vgg_stride(layer)
+                if side < patch_size:
+                    raise ConfigError(f"{source}: train.texture.patch_size {patch_size} does not fit the {side}x{side} "
+                                      f"{layer} features of a {patch}-pixel HR patch")
         needs_vgg = weights["train.perceptual.weight"] > 0 or weights["train.texture.weight"] > 0
         if needs_vgg and not perceptual["vgg_weights"]:
             raise ConfigError(f"{source}: train.perceptual.vgg_weights is not set; the perceptual and texture losses "
