@@ -8,4 +8,5 @@ python -m ruff check litesr tests benchmarks scripts
 if [ "$#" -eq 0 ]; then
   set -- -m "not slow"
 fi
-python -m pytest -q -p no:cacheprovider "$@"
+# One test process per core (tests run one torch thread each; see tests/conftest.py).
+python -m pytest -q -p no:cacheprovider -n "${LITESR_TEST_WORKERS:-$(nproc)}" "$@"
