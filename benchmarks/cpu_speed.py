@@ -1,7 +1,7 @@
 """litesr's CPU paths against the plain fp32 eager reference implementation, same weights, one run, alternating.
 
     python benchmarks/cpu_speed.py [--models imdn,rlfn,ssiu,swinir_light] [--scale 4] [--size 160x96]
-                                   [--rounds 7] [--threads 1] [--compile] [--psnr]
+                                   [--rounds 7] [--threads 1] [--compile] [--onnx] [--psnr]
 
 Reference: spandrel's implementation where it has the architecture (SwinIR; torchvision stubbed as in the tests),
 else a plain fp32 eager run of the official-structure module. Weights: the official checkpoints in ../shared/weights
@@ -10,7 +10,7 @@ where they exist (IMDN, RLFN), seeded random weights otherwise (SSIU, SwinIR-lig
 Contenders (all through ``litesr.inference.run_model``, so padding and ranges are identical):
   litesr fp32         eager, deploy forms folded (litesr.fast.prepare_model)
   litesr fp32 NHWC    channels-last
-  litesr fp32 onnx    ONNX Runtime (litesr.fast.OnnxBackend, dynamic H/W export)
+  litesr fp32 onnx    ONNX Runtime (litesr.fast.OnnxBackend, dynamic H/W export; --onnx)
   litesr fp32 compile torch.compile with frozen weights (--compile; the first call compiles, not timed)
   litesr bf16         autocast to bfloat16, channels-last
   litesr bf16 compile (--compile)
@@ -42,7 +42,7 @@ from _common import (  # noqa: E402
 
 
 def contenders_for(model: torch.nn.Module, reference: torch.nn.Module, x: torch.Tensor, use_compile: bool,
-                   threads: int) -> dict[str, tuple[str, torch.nn.Module]]:
+                   use_onnx: bool, threads: int) -> dict[str, tuple[str, torch.nn.Module]]:
     """name -> (precision, runnable model)."""
     import copy
 
@@ -54,10 +54,11 @@ def contenders_for(model: torch.nn.Module, reference: torch.nn.Module, x: torch.
     paths: dict[str, tuple[str, torch.nn.Module]] = {"reference fp32": ("fp32", reference)}
     paths["litesr fp32"] = ("fp32", prepare_model(fresh()))
     paths["litesr fp32 NHWC"] = ("fp32", prepare_model(fresh(), channels_last=True))
-    try:
-        paths["litesr fp32 onnx"] = ("fp32", prepare_model(fresh(), backend="onnx", threads=threads))
-    except Exception as exc:  # noqa: BLE001 - a benchmark reports what it could not run
-        print(f"  (onnx path unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
+    if use_onnx:
+        try:
+            paths["litesr fp32 onnx"] = ("fp32", prepare_model(fresh(), backend="onnx", threads=threads))
+        except Exception as exc:  # noqa: BLE001 - a benchmark reports what it could not run
+            print(f"  (onnx path unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
     if use_compile:
         paths["litesr fp32 compile"] = ("fp32", prepare_model(fresh(), backend="compile"))
     paths["litesr bf16"] = ("bf16", Autocast(prepare_model(fresh(), precision="bf16"), "bf16"))
@@ -84,6 +85,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7, help="timed runs per contender (median reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads (default 1)")
     parser.add_argument("--compile", action="store_true", help="add the torch.compile paths")
+    parser.add_argument("--onnx", action="store_true",
+                        help="add the ONNX Runtime path (exporting SSIU or SwinIR-light takes many minutes)")
     parser.add_argument("--psnr", action="store_true", help="Set5 PSNR of the reference and the bf16 paths")
     args = parser.parse_args()
 
@@ -99,7 +102,7 @@ def main() -> int:
         model, weights = load_zoo_model(name, args.scale)
         reference, reference_kind = reference_model(name, model)
         print(f"\n## {name} x{args.scale}: {weights}; reference: {reference_kind}")
-        paths = contenders_for(model, reference, x, args.compile, args.threads)
+        paths = contenders_for(model, reference, x, args.compile, args.onnx, args.threads)
 
         outputs: dict[str, torch.Tensor] = {}
         timings = alternate({key: _runner(net, key, x, outputs) for key, (_, net) in paths.items()}, args.rounds)

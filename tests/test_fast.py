@@ -191,11 +191,11 @@ def test_bf16_keeps_the_image_layers_in_fp32_without_touching_the_weights():
 
         return hook
 
-    prepared.fea_conv.register_forward_hook(record("head"))
     prepared.IMDB1.c1.register_forward_hook(record("body"))
+    prepared.upsampler[0].register_forward_hook(record("tail"))
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         prepared(image())
-    assert seen == {"head": torch.float32, "body": torch.bfloat16}
+    assert seen == {"body": torch.bfloat16, "tail": torch.float32}
     plain = fast.prepare_model(tiny("imdn"), precision="bf16", fp32_ends=False)
     x = image(32, 32)
     reference = upscale_tensor(model, x)
