@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .checkpoint import atomic_output
 from .errors import LitesrError
 from .inference import model_contract, run_model
 
@@ -37,30 +37,22 @@ def export_onnx(
     if color_space != "rgb":
         raise LitesrError(f"{getattr(model, 'litesr_arch', type(model).__name__)}: only RGB models export to ONNX")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = _ContractWrapper(model.eval()).eval()
     sample = torch.rand(1, 3, *sample_hw)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        dynamic = torch.export.Dim.DYNAMIC
-        with torch.no_grad():
-            # torch.export traces sizes symbolically, so padding to window multiples stays dynamic in the graph
-            program = torch.onnx.export(
-                wrapper,
-                (sample,),
-                input_names=["lr"],
-                output_names=["sr"],
-                dynamic_shapes={"x": {2: dynamic, 3: dynamic}},
-                opset_version=opset,
-                dynamo=True,
-                verbose=False,
-            )
-            program.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    dynamic = torch.export.Dim.DYNAMIC
+    with atomic_output(path) as tmp, torch.no_grad():
+        # torch.export traces sizes symbolically, so padding to window multiples stays dynamic in the graph
+        program = torch.onnx.export(
+            wrapper,
+            (sample,),
+            input_names=["lr"],
+            output_names=["sr"],
+            dynamic_shapes={"x": {2: dynamic, 3: dynamic}},
+            opset_version=opset,
+            dynamo=True,
+            verbose=False,
+        )
+        program.save(str(tmp))
     return path
 
 

@@ -228,4 +228,6 @@ _SSIU_PUBLISHED = {
 register_variant("ssiu", "ssiu", {}, description="SSIU (64 channels, 9 unfolding steps, 4 heads, 8x8 blocks, halo 1)"
                  " [published: SSIU (its SSIMs use another protocol); Mult-Adds: SSIU]",
                  paper_params={2: 777_827, 3: 798_627, 4: 794_467},
-                 paper_psnr=_SSIU_PUBLISHED, paper_macs={2: 164, 3: 75, 4: 49})
+                 paper_psnr=_SSIU_PUBLISHED, paper_macs={2: 164, 3: 75, 4: 49},
+                 # trained by litesr on T91 + BSD200 (MODEL_ZOO.md); the default model of `litesr upscale` at x2
+                 pretrained={2: "ssiu_x2.safetensors"})
