@@ -27,7 +27,7 @@ def pixelshuffle_block(in_channels: int, out_channels: int, scale: int, kernel_s
 
 
 class Upsample(nn.Sequential):
-    """EDSR/RCAN/SwinIR upsampler: log2(s) x (conv to 4C + PixelShuffle(2)) for powers of 2, conv to 9C + PS(3) for 3."""
+    """EDSR/RCAN/SwinIR upsampler: log2(s) x (conv to 4C + PixelShuffle(2)) for powers of 2; conv to 9C + PS(3)."""
 
     def __init__(self, scale: int, num_feat: int, *, bias: bool = True) -> None:
         layers: list[nn.Module] = []
