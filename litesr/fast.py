@@ -103,8 +103,10 @@ def prepare_model(
 
     - ``deploy``: fold re-parameterisable branches (:func:`fold_deploy`).
     - ``channels_last``: NHWC weights (default: when ``precision`` is not fp32, as oneDNN/cuDNN prefer it there).
-    - ``fp32_ends``: with bf16/fp16, the first layer (it reads the image) and the last (it writes it) run in fp32
-      (:func:`keep_image_layers_fp32`); bf16 cannot even hold 8-bit pixel values exactly.
+    - with bf16/fp16 the parameters are stored in that type (:func:`cast_parameters`), so run the result under
+      autocast (``upscale_tensor(..., precision=...)`` or :class:`Autocast`); ``fp32_ends``: the first layer (it
+      reads the image) and the last (it writes it) stay in fp32 (:func:`keep_image_layers_fp32`): bf16 cannot even
+      hold 8-bit pixel values exactly.
     - ``backend``: ``"torch"`` (eager), ``"compile"`` (``torch.compile`` with weights frozen as constants; the first
       call of each input size compiles, which takes a while) or ``"onnx"`` (exported with dynamic H/W and run by
       ONNX Runtime on CPU in fp32; ``onnx_path`` keeps the file, else a temporary one is used).
@@ -124,8 +126,9 @@ def prepare_model(
     model = model.to(target)
     if channels_last if channels_last is not None else precision != "fp32":
         model = model.to(memory_format=torch.channels_last)
-    if precision != "fp32" and fp32_ends:
-        keep_image_layers_fp32(model)
+    if precision != "fp32":
+        cast_parameters(model, torch.bfloat16 if precision == "bf16" else torch.float16,
+                        keep=keep_image_layers_fp32(model) if fp32_ends else [])
     if backend == "compile":
         # Freezing folds weights into the graph as constants, which lets inductor pre-pack them for oneDNN.
         compiled = torch.compile(model, options={"freezing": True})
@@ -198,6 +201,20 @@ def keep_image_layers_fp32(model: nn.Module) -> list[str]:
             cast = index == 0 and len(names) > 1
             module.forward = _FullPrecision(module.forward, cast_output=cast)  # type: ignore[method-assign]
     return names
+
+
+def cast_parameters(model: nn.Module, dtype: torch.dtype, keep: Iterable[str] = ()) -> None:
+    """Store every floating-point parameter of ``model`` in ``dtype``, except those of the layers named in ``keep``.
+
+    Autocast only casts the inputs of convolutions and matrix products; a parameter used elsewhere in fp32 (a
+    LayerNorm weight, a relative-position-bias table) promotes the activations it touches back to fp32, and every
+    layer after it converts them again: SwinIR-light x4 ran 1.36x faster than fp32 in bf16 with fp32 parameters,
+    2.07x with bf16 parameters. Buffers (image means, index tables) stay as they are. Run the result under autocast.
+    """
+    kept = {id(p) for name in keep for p in model.get_submodule(name).parameters()}
+    for parameter in model.parameters():
+        if parameter.is_floating_point() and id(parameter) not in kept:
+            parameter.data = parameter.data.to(dtype)
 
 
 class Autocast(nn.Module):
