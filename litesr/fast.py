@@ -111,14 +111,17 @@ def prepare_model(
       call of each input size compiles, which takes a while) or ``"onnx"`` (exported with dynamic H/W and run by
       ONNX Runtime on CPU in fp32; ``onnx_path`` keeps the file, else a temporary one is used).
 
-    The model is put in eval mode; with ``deploy`` the original is left untouched when it has a deploy form.
+    Returns a prepared copy in eval mode; ``model`` itself is left as it was.
     """
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r} (use {', '.join(BACKENDS)})")
     target = torch.device(device)
-    model = model.eval()
+    original = model
     if deploy:
         model = fold_deploy(model)
+    if model is original:
+        model = copy.deepcopy(model)  # the caller's model stays as it was (device, layout, dtypes)
+    model = model.eval()
     if backend == "onnx":
         if target.type != "cpu" or precision != "fp32":
             raise ConfigError("the onnx backend runs fp32 on the CPU; use --backend torch for bf16/fp16 or CUDA")

@@ -201,3 +201,12 @@ def test_bf16_keeps_the_image_layers_in_fp32_without_touching_the_weights():
     reference = upscale_tensor(model, x)
     error = (upscale_tensor(prepared, x, precision="bf16") - reference).abs().mean()
     assert error < (upscale_tensor(plain, x, precision="bf16") - reference).abs().mean()
+
+
+def test_prepare_model_leaves_the_callers_model_as_it_was():
+    model = tiny("imdn")
+    before = {k: (v.dtype, v.stride()) for k, v in model.state_dict().items()}
+    prepared = fast.prepare_model(model, precision="bf16")
+    assert prepared is not model
+    assert {k: (v.dtype, v.stride()) for k, v in model.state_dict().items()} == before
+    assert prepared.IMDB1.c1.weight.dtype == torch.bfloat16 and prepared.fea_conv.weight.dtype == torch.float32
