@@ -98,15 +98,19 @@ def windowed_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, mask: Tens
     b_, heads, n, d = q.shape
     if mask is not None:
         nw = mask.shape[0]
-        bias = bias.unsqueeze(0) + mask.unsqueeze(1).to(bias.dtype)  # nW, heads, N, N
         q, k, v = (t.reshape(b_ // nw, nw, heads, n, d) for t in (q, k, v))
     if use_fused_attention(q):
         if logit_scale is not None:
             q = q * logit_scale
+        if mask is not None:
+            bias = bias.unsqueeze(0) + mask.unsqueeze(1).to(bias.dtype)  # nW, heads, N, N
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout, scale=scale)
     else:
         logits = (q * scale) @ k.transpose(-2, -1) if logit_scale is None else (q @ k.transpose(-2, -1)) * logit_scale
-        attn = (logits + bias).softmax(dim=-1)
+        logits = logits + bias
+        if mask is not None:  # added to the logits, as the official code does: no (nW, heads, N, N) sum per block
+            logits = logits + mask.unsqueeze(1).to(logits.dtype)
+        attn = logits.softmax(dim=-1)
         out = F.dropout(attn, dropout) @ v if dropout else attn @ v
     return out.reshape(b_, heads, n, d).transpose(1, 2).reshape(b_, n, heads * d)
 
