@@ -1,7 +1,8 @@
 """Paper-protocol evaluation of a model on a benchmark set: PSNR/SSIM on Y, border = scale, MATLAB bicubic LR.
 
 Used by ``litesr eval`` and by the trainer's validation. One image at a time (test images differ in size), under
-``torch.inference_mode``; the SR output is quantised to uint8 as MATLAB ``im2uint8`` does before measuring.
+``torch.inference_mode``; the SR output is quantised to uint8 as MATLAB ``im2uint8`` does before measuring. Y-channel
+models (SRCNN, VDSR, FSRCNN-Y) are measured on their own output plane, as their papers do.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from torch import nn
 from .data.benchmark import BenchmarkDataset, open_dataset
 from .errors import ConfigError, DatasetError
 from .imresize import to_uint8_range
-from .inference import resolve_device, run_model
-from .metrics import calculate_metrics
+from .inference import resolve_device, run_model_with_luma
+from .metrics import calculate_metrics, rgb_to_y
 
 
 @dataclass(frozen=True)
@@ -133,19 +134,25 @@ def evaluate(
                 sample = data.load_sample(item)
                 hr, lr = sample.hr, sample.lr
                 x = torch.from_numpy(lr).to(target).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-                y = run_model(model, x)[0]
+                y, luma = run_model_with_luma(model, x)
+                y = y[0]
                 sr = quantize_uint8(y)
                 if sr.shape != hr.shape:
                     raise ConfigError(
                         f"{item.hr_path}: the model returned {sr.shape[1]}x{sr.shape[0]} for a "
                         f"{lr.shape[1]}x{lr.shape[0]} input, expected {hr.shape[1]}x{hr.shape[0]} (x{scale})"
                     )
-                measured_sr, measured_hr, on_y = sr, hr, y_channel
+                measured_sr, measured_hr, on_y, peak = sr, hr, y_channel, None
                 if sample.gray and gray == "raw":
                     measured_sr = quantize_uint8(y.mean(dim=0, keepdim=True))[..., 0]
                     measured_hr, on_y = hr[..., 0], False
+                elif luma is not None and y_channel:
+                    # A Y-channel model is measured on its own output plane, rounded to 8 bits, as its paper's MATLAB
+                    # code does; the recombined RGB image would add the rounding of three channels.
+                    measured_sr = quantize_uint8(luma[0])[..., 0].astype(np.float64)
+                    measured_hr, on_y, peak = rgb_to_y(hr), False, 255.0
                 try:
-                    metrics = calculate_metrics(measured_sr, measured_hr, border, y_channel=on_y)
+                    metrics = calculate_metrics(measured_sr, measured_hr, border, y_channel=on_y, peak=peak)
                 except ValueError as exc:  # an image too small for the crop or the SSIM window
                     raise DatasetError(f"{item.hr_path}: {exc}") from None
                 result.images.append(ImageResult(item.name, metrics.psnr, metrics.ssim))

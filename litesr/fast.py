@@ -230,7 +230,8 @@ class Autocast(nn.Module):
             raise ConfigError(f"Autocast runs bf16 or fp16, not {precision!r}")
         self.model = model
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        for attribute in ("input_range", "color_space", "pad_multiple", "scale", "litesr_arch", "litesr_config"):
+        for attribute in ("input_range", "color_space", "luma_uint8", "pad_multiple", "scale", "litesr_arch",
+                          "litesr_config"):
             if hasattr(model, attribute):
                 setattr(self, attribute, getattr(model, attribute))
 

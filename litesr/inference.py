@@ -57,31 +57,44 @@ def ycbcr_to_rgb(x: Tensor) -> Tensor:
     return torch.cat([r, g, b], dim=1)
 
 
+def model_luma(model: nn.Module, x: Tensor) -> Tensor:
+    """The (B, 1, H, W) luma a Y-channel ``model`` is fed for RGB ``x`` in [0, 1]: BT.601 Y, rounded to 8-bit levels
+    (MATLAB ``rgb2ycbcr`` on uint8) unless the model declares ``luma_uint8 = False``."""
+    from .imresize import round_half_away
+
+    luma = rgb_to_ycbcr(x)[:, :1]
+    if getattr(model, "luma_uint8", True):
+        luma = round_half_away(luma * 255.0) / 255.0
+    return luma
+
+
 def run_model(model: nn.Module, x: Tensor) -> Tensor:
     """Upscale a batch ``x`` (B, 3, H, W) of RGB in [0, 1] with ``model``; returns (B, 3, sH, sW), not clamped.
 
-    Scales to the model's input range, converts to Y for luma-only models (Cb/Cr upscaled with MATLAB bicubic),
-    reflect-pads to the model's size multiple and crops the output back.
+    Scales to the model's input range, converts to Y for luma-only models (:func:`model_luma`; Cb/Cr upscaled with
+    MATLAB bicubic), reflect-pads to the model's size multiple and crops the output back.
     """
+    return run_model_with_luma(model, x)[0]
+
+
+def run_model_with_luma(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor | None]:
+    """:func:`run_model`, also returning the model's own (B, 1, sH, sW) luma output for Y-channel models (else None):
+    the papers of Y models measure that plane, not the Y of the recombined RGB image."""
     input_range, color_space, multiple, scale = model_contract(model)
     h, w = x.shape[-2:]
-    if color_space == "y":
-        from .imresize import imresize
-
-        ycbcr = rgb_to_ycbcr(x)
-        inp = ycbcr[:, :1]
-    else:
-        inp = x
+    inp = model_luma(model, x) if color_space == "y" else x
     if multiple > 1:
         inp, _, _ = pad_to_multiple(inp, multiple)
     out = model(inp * input_range) if input_range != 1.0 else model(inp)
     if input_range != 1.0:
         out = out / input_range
     out = out[..., : h * scale, : w * scale]
-    if color_space == "y":
-        chroma = imresize(ycbcr[:, 1:], scale=scale)
-        out = ycbcr_to_rgb(torch.cat([out, chroma], dim=1))
-    return out
+    if color_space != "y":
+        return out, None
+    from .imresize import imresize
+
+    chroma = imresize(rgb_to_ycbcr(x)[:, 1:], scale=scale)
+    return ycbcr_to_rgb(torch.cat([out, chroma], dim=1)), out
 
 
 # ----------------------------------------------------------------------------------------------- the upscaling engine

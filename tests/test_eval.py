@@ -288,3 +288,32 @@ def test_cli_checkpoint_scale_and_errors(tiny_set, tmp_path, capsys):
     assert "Nope" in capsys.readouterr().err
     assert main(["eval", "--model", "imdn", "--data-root", str(tiny_set), "--dataset", "Tiny", "--scale", "2"]) == 1
     assert "--weights" in capsys.readouterr().err
+
+
+def test_y_models_are_measured_on_their_own_rounded_luma(tiny_set):
+    """A Y-channel model sees the luma rounded to 8-bit levels and is measured on its own output plane (rounded),
+    against the float BT.601 Y of the HR image: the SRCNN/VDSR/FSRCNN MATLAB protocol, not the Y of the RGB image."""
+    from litesr.inference import model_luma, run_model_with_luma
+    from litesr.metrics import rgb_to_y
+
+    torch.manual_seed(0)
+    model = create_model("fsrcnn", scale=2, num_channels=1, d=8, s=4, m=1).eval()
+    x = torch.rand(1, 3, 6, 5)
+    luma = model_luma(model, x)
+    assert torch.equal(luma * 255, (luma * 255).round())  # 8-bit levels
+    model.luma_uint8 = False
+    assert not torch.equal(model_luma(model, x) * 255, luma * 255)
+    model.luma_uint8 = True
+
+    result = evaluate(model, "Tiny", 2, data_root=tiny_set)
+    dataset = open_dataset("Tiny", 2, root=tiny_set)
+    for item, measured in zip(dataset, result.images, strict=True):
+        sample = dataset.load_sample(item)
+        lr = torch.from_numpy(sample.lr).permute(2, 0, 1)[None].float() / 255
+        with torch.no_grad():
+            rgb, plane = run_model_with_luma(model, lr)
+        ours = quantize_uint8(plane[0])[..., 0].astype(np.float64)
+        expected = calculate_metrics(ours, rgb_to_y(sample.hr), 2, y_channel=False, peak=255.0)
+        via_rgb = calculate_metrics(quantize_uint8(rgb[0]), sample.hr, 2)
+        assert measured.psnr == pytest.approx(expected.psnr, abs=1e-9)
+        assert measured.psnr != pytest.approx(via_rgb.psnr, abs=1e-6)

@@ -211,7 +211,7 @@ def test_vdsr_checkpoint_loads_by_detection(weights_dir, datasets_dir) -> None:
     model = litesr.load_model(weights_dir / "VDSR" / "model_epoch_50_state_dict.pth")
     assert model.litesr_arch == "vdsr" and model.multi_scale and model.color_space == "y"
     assert model.litesr_config == {"scale": 2, "num_channels": 1, "num_feat": 64, "num_layers": 20}
-    assert count_parameters(model) == 664_704
+    assert count_parameters(model) == 664_704 and model.uint8_upsampling
     # One network for every scale: on a butterfly crop (official protocol: LR from the HR Y channel), it must beat
     # bicubic clearly at x2, x3 and x4. A wrong layer order, a missing residual or a [0, 255] input would not.
     rgb = np.asarray(Image.open(datasets_dir / "Set5" / "HR" / "butterfly.png").convert("RGB"))[96:144, 96:144]
@@ -380,11 +380,35 @@ def test_perceptual_tv_and_texture_losses(vgg_file) -> None:
     assert set(parts) == {"l1", "perceptual", "tv", "texture"} and torch.isfinite(total)
 
 
+def test_vdsr_rounds_its_upsampled_input_to_8_bit_levels() -> None:
+    model = create_model("vdsr", num_layers=3, num_feat=4).eval()
+    torch.nn.init.zeros_(model.output.weight)  # the network adds nothing: the output is the upsampled input
+    x = torch.rand(1, 1, 5, 6)
+    with torch.no_grad():
+        rounded = model(x)
+        model.uint8_upsampling = False
+        exact = model(x)
+    assert torch.allclose(rounded * 255, (rounded * 255).round(), atol=1e-4)
+    assert torch.allclose(exact, imresize(x, scale=2))  # MATLAB uint8 saturates too:
+    assert (rounded - exact.clamp(0, 1)).abs().max() <= 0.5 / 255 + 1e-6
+
+
+@pytest.mark.slow
+def test_vdsr_reproduces_the_weights_readme_on_set5(weights_dir, datasets_dir) -> None:
+    """`litesr eval` with no options: the weights README's "Set5 measured" 37.436 / 33.655 / 31.101."""
+    from litesr.evaluate import evaluate
+
+    model = litesr.load_model(weights_dir / "VDSR" / "model_epoch_50_state_dict.pth")
+    for scale, measured in {2: 37.436, 3: 33.655, 4: 31.101}.items():
+        assert abs(evaluate(model, "Set5", scale, data_root=datasets_dir).psnr - measured) <= 0.02, scale
+
+
 @pytest.mark.slow
 def test_vdsr_reproduces_the_official_port_on_set5(weights_dir, datasets_dir) -> None:
     """The pytorch-vdsr README's Set5 PSNR (37.65 / 33.77 / 31.45) under its own protocol (``generate_test_mat.m``: LR
     and bicubic made from the HR Y channel in double precision, output clipped, PSNR on Y with border = scale)."""
-    model = litesr.load_model(weights_dir / "VDSR" / "model_epoch_50_state_dict.pth")
+    # That protocol resizes in double precision: no rounding of the upsampled input.
+    model = litesr.load_model(weights_dir / "VDSR" / "model_epoch_50_state_dict.pth", uint8_upsampling=False)
     readme = {2: 37.65, 3: 33.77, 4: 31.45}
     for scale, published in readme.items():
         model.set_scale(scale)

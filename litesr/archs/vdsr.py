@@ -21,7 +21,7 @@ import math
 
 from torch import Tensor, nn
 
-from ..imresize import imresize
+from ..imresize import imresize, to_uint8_range
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
 from .blocks import count_indexed
@@ -58,8 +58,13 @@ class VDSR(SRModel):
 
     multi_scale = True
 
-    def __init__(self, scale: int = 2, num_channels: int = 1, num_feat: int = 64, num_layers: int = 20) -> None:
+    def __init__(self, scale: int = 2, num_channels: int = 1, num_feat: int = 64, num_layers: int = 20,
+                 uint8_upsampling: bool = True) -> None:
+        """``uint8_upsampling``: round the bicubic-upsampled input to 8-bit levels, as MATLAB ``imresize`` of a uint8
+        Y plane does in the VDSR test code; the official port's weights need it for their Set5 numbers (x4: 31.10
+        with it, 31.44 without, against 31.10 measured with the reference pipeline)."""
         super().__init__()
+        self.uint8_upsampling = uint8_upsampling
         if num_layers < 2:
             raise ValueError(f"VDSR needs at least 2 layers (input and output), not {num_layers}")
         self.scale = scale
@@ -75,6 +80,8 @@ class VDSR(SRModel):
 
     def forward(self, x: Tensor, scale: int | None = None) -> Tensor:
         upsampled = imresize(x, scale=scale or self.scale)
+        if self.uint8_upsampling:
+            upsampled = to_uint8_range(upsampled * 255.0) / 255.0
         return self.output(self.residual_layer(self.relu(self.input(upsampled)))) + upsampled
 
 

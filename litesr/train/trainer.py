@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 
 from ..checkpoint import atomic_torch_save, load_state_dict, save_safetensors
 from ..errors import ConfigError, LitesrError
-from ..inference import rgb_to_ycbcr
+from ..inference import model_luma
 from .config import dump_config
 from .ema import ModelEMA
 from .monitor import Monitor
@@ -363,7 +363,7 @@ class Trainer:
 
         raw = self.net
         input_range = float(getattr(raw, "input_range", 1.0))
-        x = rgb_to_ycbcr(lr)[:, :1] if getattr(raw, "color_space", "rgb") == "y" else lr
+        x = model_luma(raw, lr) if getattr(raw, "color_space", "rgb") == "y" else lr
         h, w = x.shape[-2:]
         multiple = int(getattr(raw, "pad_multiple", 1))
         if multiple > 1:
@@ -378,7 +378,7 @@ class Trainer:
         return out[..., : h * scale, : w * scale]
 
     def target(self, hr: Tensor) -> Tensor:
-        return rgb_to_ycbcr(hr)[:, :1] if getattr(self.net, "color_space", "rgb") == "y" else hr
+        return model_luma(self.net, hr) if getattr(self.net, "color_space", "rgb") == "y" else hr
 
     def training_step(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Forward pass and losses of one batch (under autocast); ``"loss"`` is what is back-propagated."""
