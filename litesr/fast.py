@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import ConfigError, LitesrError
@@ -129,6 +130,7 @@ def prepare_model(
     model = model.to(target)
     if channels_last if channels_last is not None else precision != "fp32":
         model = model.to(memory_format=torch.channels_last)
+        use_nhwc_gelu(model)
     if precision != "fp32":
         cast_parameters(model, torch.bfloat16 if precision == "bf16" else torch.float16,
                         keep=keep_image_layers_fp32(model) if fp32_ends else [])
@@ -137,6 +139,27 @@ def prepare_model(
         compiled = torch.compile(model, options={"freezing": True})
         return compiled  # type: ignore[return-value]  # an OptimizedModule; attributes reach the model
     return model
+
+
+class NHWCGELU(nn.GELU):
+    """GELU that runs on the (N, H, W, C) view of a channels-last tensor: the same function (the vectorised kernel
+    differs from the strided one in the last bits), but PyTorch's CPU kernel vectorises the dense view only (bf16 SSIU x4: GELU 2.7x faster, the model 13%)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            return F.gelu(x.permute(0, 2, 3, 1), approximate=self.approximate).permute(0, 3, 1, 2)
+        return F.gelu(x, approximate=self.approximate)
+
+
+def use_nhwc_gelu(model: nn.Module) -> int:
+    """Swap every ``nn.GELU`` submodule of ``model`` for :class:`NHWCGELU` (in place); returns how many."""
+    swapped = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.GELU:
+                setattr(parent, name, NHWCGELU(approximate=child.approximate))
+                swapped += 1
+    return swapped
 
 
 class _FullPrecision:

@@ -210,3 +210,23 @@ def test_prepare_model_leaves_the_callers_model_as_it_was():
     assert prepared is not model
     assert {k: (v.dtype, v.stride()) for k, v in model.state_dict().items()} == before
     assert prepared.IMDB1.c1.weight.dtype == torch.bfloat16 and prepared.fea_conv.weight.dtype == torch.float32
+
+
+def test_nhwc_gelu_is_gelu_and_prepare_model_swaps_it():
+    from litesr.fast import NHWCGELU, prepare_model
+
+    x = torch.randn(2, 8, 5, 7).contiguous(memory_format=torch.channels_last)
+    for approximate in ("none", "tanh"):
+        out = NHWCGELU(approximate)(x)
+        # the vectorised and the strided kernels differ in the last bits only
+        assert torch.allclose(out, torch.nn.functional.gelu(x, approximate=approximate), rtol=0, atol=1e-6)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(NHWCGELU()(x.contiguous()), torch.nn.functional.gelu(x))  # NCHW goes the usual way
+    model = litesr.create_model("ssiu", scale=2, n_feats=16, n_blocks=3).eval()
+    fast = prepare_model(model, channels_last=True)
+    assert not any(type(m) is torch.nn.GELU for m in fast.modules())
+    assert any(isinstance(m, NHWCGELU) for m in fast.modules())
+    assert any(type(m) is torch.nn.GELU for m in model.modules())  # the caller's model is untouched
+    x = torch.rand(1, 3, 20, 24)
+    with torch.no_grad():
+        assert (fast(x) - model(x)).abs().max() < 1e-5
