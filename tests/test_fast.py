@@ -221,7 +221,7 @@ def test_nhwc_gelu_is_gelu_and_prepare_model_swaps_it():
         # the vectorised and the strided kernels differ in the last bits only
         assert torch.allclose(out, torch.nn.functional.gelu(x, approximate=approximate), rtol=0, atol=1e-6)
         assert out.is_contiguous(memory_format=torch.channels_last)
-    assert torch.equal(NHWCGELU()(x.contiguous()), torch.nn.functional.gelu(x))  # NCHW goes the usual way
+    assert torch.equal(NHWCGELU()(x.contiguous()), torch.nn.functional.gelu(x.contiguous()))  # NCHW: the usual way
     model = litesr.create_model("ssiu", scale=2, n_feats=16, n_blocks=3).eval()
     fast = prepare_model(model, channels_last=True)
     assert not any(type(m) is torch.nn.GELU for m in fast.modules())
