@@ -59,8 +59,13 @@ def read_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False) -> A
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({msg[:200]})") from None
 
 
+_THOP_COUNTERS = frozenset({"total_ops", "total_params"})
+
+
 def extract_state_dict(obj: Any, *, param_key: str | None = None, source: str = "checkpoint") -> dict[str, Tensor]:
-    """Unwrap ``params_ema``/``params``/``state_dict``/``model`` containers and ``module.`` prefixes."""
+    """Unwrap ``params_ema``/``params``/``state_dict``/``model`` containers and ``module.`` prefixes; drop the
+    ``total_ops``/``total_params`` counters that profiling with thop leaves in a model's buffers (the released
+    Omni-SR checkpoints carry them)."""
     if isinstance(obj, nn.Module):
         obj = obj.state_dict()
     if not isinstance(obj, Mapping):
@@ -77,7 +82,8 @@ def extract_state_dict(obj: Any, *, param_key: str | None = None, source: str = 
             if inner is None:
                 break
             obj = inner.state_dict() if isinstance(inner, nn.Module) else inner
-    tensors = {str(k): v for k, v in obj.items() if isinstance(v, Tensor)}
+    tensors = {str(k): v for k, v in obj.items()
+               if isinstance(v, Tensor) and str(k).rsplit(".", 1)[-1] not in _THOP_COUNTERS}
     if not tensors:
         raise CheckpointError(f"{source}: contains no tensors (top-level keys: {', '.join(map(str, obj))[:200]})")
     for prefix in ("module.", "model.", "_orig_mod."):

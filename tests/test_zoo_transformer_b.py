@@ -264,3 +264,24 @@ def test_omnisr_matches_spandrel(spandrel, config: dict) -> None:
         want, got = reference(x), ours(x)
     assert got.shape == want.shape == (1, 3, 19 * config["scale"], 21 * config["scale"])
     assert (got - want).abs().max() <= 1e-5
+
+
+def test_thop_counters_in_an_omnisr_checkpoint_are_ignored(tmp_path: Path) -> None:
+    """Checkpoints saved after profiling with thop carry ``total_ops``/``total_params`` buffers in every module (the
+    released Omni-SR files do); detection and loading must not trip on them."""
+    model = litesr.create_model("omnisr", scale=2, num_feat=8, res_num=1, block_num=1, window_size=4)
+    state = dict(model.state_dict())
+    state["total_ops"] = torch.zeros(1, dtype=torch.float64)
+    state["total_params"] = torch.zeros(1, dtype=torch.float64)
+    for name, _ in model.named_modules():
+        if name:
+            state[f"{name}.total_ops"] = torch.zeros(1, dtype=torch.float64)
+            state[f"{name}.total_params"] = torch.zeros(1, dtype=torch.float64)
+    path = tmp_path / "omnisr_thop.pth"
+    torch.save(state, path)
+    loaded = litesr.load_model(path)
+    assert loaded.litesr_arch == "omnisr"
+    assert {k: loaded.litesr_config[k] for k in model.litesr_config} == model.litesr_config
+    x = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(x), model.eval()(x))
