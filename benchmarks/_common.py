@@ -42,12 +42,16 @@ def machine() -> str:
 
 
 def load_zoo_model(name: str, scale: int, seed: int = 0) -> tuple[nn.Module, str]:
-    """The model with official weights where /shared has them, else seeded random weights; and which it is."""
-    from litesr import create_model, load_model
+    """The model with official weights where /shared has them, else the weights litesr ships (SSIU x2), else seeded
+    random weights; and which it is."""
+    from litesr import create_model, get_variant, load_model
 
     relative = OFFICIAL.get(name, {}).get(scale)
     if relative and (SHARED / "weights" / relative).is_file():
         return load_model(SHARED / "weights" / relative, model=name, scale=scale).eval(), f"official {relative}"
+    shipped = get_variant(name).pretrained.get(scale)
+    if shipped:
+        return create_model(name, scale=scale, pretrained=True).eval(), f"litesr {shipped}"
     torch.manual_seed(seed)
     return create_model(name, scale=scale).eval(), f"random weights (seed {seed})"
 
