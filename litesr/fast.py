@@ -131,6 +131,7 @@ def prepare_model(
     if channels_last if channels_last is not None else precision != "fp32":
         model = model.to(memory_format=torch.channels_last)
         use_nhwc_gelu(model)
+        use_nhwc_reflect_padding(model)
     if precision != "fp32":
         cast_parameters(model, torch.bfloat16 if precision == "bf16" else torch.float16,
                         keep=keep_image_layers_fp32(model) if fp32_ends else [])
@@ -142,8 +143,9 @@ def prepare_model(
 
 
 class NHWCGELU(nn.GELU):
-    """GELU that runs on the (N, H, W, C) view of a channels-last tensor: the same function (the vectorised kernel
-    differs from the strided one in the last bits), but PyTorch's CPU kernel vectorises the dense view only (bf16 SSIU x4: GELU 2.7x faster, the model 13%)."""
+    """GELU run on the (N, H, W, C) view of a channels-last tensor: the same function (the vectorised kernel differs
+    from the strided one in the last bits), but PyTorch's CPU kernel vectorises the dense view only (bf16 SSIU x4:
+    GELU 2.7x faster, the whole model 13%)."""
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
@@ -159,6 +161,47 @@ def use_nhwc_gelu(model: nn.Module) -> int:
             if type(child) is nn.GELU:
                 setattr(parent, name, NHWCGELU(approximate=child.approximate))
                 swapped += 1
+    return swapped
+
+
+def reflect_pad_channels_last(x: Tensor, pad_h: int, pad_w: int) -> Tensor:
+    """``F.pad(x, (pad_w, pad_w, pad_h, pad_h), mode="reflect")`` written into a channels-last buffer by slices:
+    the same values, without the strided copy PyTorch's reflection kernel makes of a channels-last input."""
+    b, c, h, w = x.shape
+    out = torch.empty((b, c, h + 2 * pad_h, w + 2 * pad_w), dtype=x.dtype, device=x.device,
+                      memory_format=torch.channels_last)
+    out[:, :, pad_h : pad_h + h, pad_w : pad_w + w] = x
+    for i in range(pad_h):  # rows first, then whole columns (the corners reflect both ways)
+        out[:, :, pad_h - 1 - i, pad_w : pad_w + w] = x[:, :, i + 1]
+        out[:, :, pad_h + h + i, pad_w : pad_w + w] = x[:, :, h - 2 - i]
+    for j in range(pad_w):
+        out[:, :, :, pad_w - 1 - j] = out[:, :, :, pad_w + 1 + j]
+        out[:, :, :, pad_w + w + j] = out[:, :, :, pad_w + w - 2 - j]
+    return out
+
+
+class NHWCReflectConv2d(nn.Conv2d):
+    """A reflect-padded ``nn.Conv2d`` that pads channels-last inputs with :func:`reflect_pad_channels_last` (SSIU's
+    depthwise convs: bf16 x2 189 -> 176 ms); other inputs go the usual way. Same parameters and state-dict names."""
+
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        pad_h, pad_w = self.padding if isinstance(self.padding, tuple) else (0, 0)
+        if (self.padding_mode == "reflect" and x.dim() == 4 and not x.is_contiguous()
+                and x.is_contiguous(memory_format=torch.channels_last)
+                and pad_h < x.shape[2] and pad_w < x.shape[3] and not torch.compiler.is_compiling()):
+            padded = reflect_pad_channels_last(x, pad_h, pad_w)
+            return F.conv2d(padded, weight, bias, self.stride, 0, self.dilation, self.groups)
+        return super()._conv_forward(x, weight, bias)
+
+
+def use_nhwc_reflect_padding(model: nn.Module) -> int:
+    """Turn every reflect-padded ``nn.Conv2d`` of ``model`` into :class:`NHWCReflectConv2d` (in place); returns how
+    many."""
+    swapped = 0
+    for module in model.modules():
+        if type(module) is nn.Conv2d and module.padding_mode == "reflect":
+            module.__class__ = NHWCReflectConv2d
+            swapped += 1
     return swapped
 
 

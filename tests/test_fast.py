@@ -230,3 +230,27 @@ def test_nhwc_gelu_is_gelu_and_prepare_model_swaps_it():
     x = torch.rand(1, 3, 20, 24)
     with torch.no_grad():
         assert (fast(x) - model(x)).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize(("pad_h", "pad_w"), [(1, 1), (2, 1), (0, 3)])
+def test_channels_last_reflect_padding_equals_f_pad(pad_h, pad_w):
+    from litesr.fast import reflect_pad_channels_last
+
+    x = torch.randn(2, 5, 7, 9).contiguous(memory_format=torch.channels_last)
+    expected = torch.nn.functional.pad(x.contiguous(), (pad_w, pad_w, pad_h, pad_h), mode="reflect")
+    out = reflect_pad_channels_last(x, pad_h, pad_w)
+    assert torch.equal(out, expected) and out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_prepare_model_swaps_reflect_convs_and_keeps_outputs_and_names():
+    from litesr.fast import NHWCReflectConv2d, prepare_model
+
+    model = litesr.create_model("ssiu", scale=2, n_feats=16, n_blocks=3).eval()
+    fast_model = prepare_model(model, channels_last=True)
+    swapped = [m for m in fast_model.modules() if isinstance(m, NHWCReflectConv2d)]
+    assert swapped and all(m.padding_mode == "reflect" for m in swapped)
+    assert list(fast_model.state_dict()) == list(model.state_dict())
+    for size in ((20, 24), (17, 5)):  # 5 wide: the pad is wider than the tail's reflect allows on small tiles
+        x = torch.rand(1, 3, *size)
+        with torch.no_grad():
+            assert (fast_model(x) - model(x)).abs().max() < 1e-5

@@ -82,8 +82,15 @@ def channel_std(x: Tensor) -> Tensor:
     The order matters: sqrt is steep near 0, and deep CCA stacks (BSRN) turn a last-bit difference into 1e-2 at the
     output.
     """
-    var = (x - x.sum(3, keepdim=True).sum(2, keepdim=True) / (x.size(2) * x.size(3))).pow(2)
-    return (var.sum(3, keepdim=True).sum(2, keepdim=True) / (x.size(2) * x.size(3))).pow(0.5)
+    count = x.size(2) * x.size(3)
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        # The same sums on the dense (N, H, W, C) view: PyTorch's CPU reductions over W then H of a channels-last
+        # tensor run 9x slower than over the view's middle dimensions (IMDN bf16: 15 of 114 ms).
+        view = x.permute(0, 2, 3, 1)
+        var = (view - view.sum(2, keepdim=True).sum(1, keepdim=True) / count).pow(2)
+        return (var.sum(2, keepdim=True).sum(1, keepdim=True) / count).pow(0.5).permute(0, 3, 1, 2)
+    var = (x - x.sum(3, keepdim=True).sum(2, keepdim=True) / count).pow(2)
+    return (var.sum(3, keepdim=True).sum(2, keepdim=True) / count).pow(0.5)
 
 
 class CALayer(nn.Module):
