@@ -105,9 +105,14 @@ def _randomise(model: torch.nn.Module, seed: int = 0, std: float = 0.05) -> torc
     return model
 
 
+# Options that change what a model computes but leave no trace in its tensors: detection cannot read them back.
+BEHAVIOUR_OPTIONS = {"vdsr": {"uint8_upsampling"}}
+
+
 def _full_config(arch: str, config: dict) -> dict:
     params = inspect.signature(get_arch(arch).builder).parameters
-    full = {k: p.default for k, p in params.items() if k != "scale" and p.default is not inspect.Parameter.empty}
+    skip = {"scale"} | BEHAVIOUR_OPTIONS.get(arch, set())
+    full = {k: p.default for k, p in params.items() if k not in skip and p.default is not inspect.Parameter.empty}
     return {**full, **config}
 
 
