@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .archs.blocks import strictly_channels_last
 from .errors import ConfigError, LitesrError
 
 Backend = Literal["torch", "compile", "onnx"]
@@ -148,7 +149,7 @@ class NHWCGELU(nn.GELU):
     GELU 2.7x faster, the whole model 13%)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        if strictly_channels_last(x):
             return F.gelu(x.permute(0, 2, 3, 1), approximate=self.approximate).permute(0, 3, 1, 2)
         return F.gelu(x, approximate=self.approximate)
 
@@ -186,9 +187,8 @@ class NHWCReflectConv2d(nn.Conv2d):
 
     def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         pad_h, pad_w = self.padding if isinstance(self.padding, tuple) else (0, 0)
-        if (self.padding_mode == "reflect" and x.dim() == 4 and not x.is_contiguous()
-                and x.is_contiguous(memory_format=torch.channels_last)
-                and pad_h < x.shape[2] and pad_w < x.shape[3] and not torch.compiler.is_compiling()):
+        fits = pad_h < x.shape[-2] and pad_w < x.shape[-1]  # reflect needs pad < size; else the usual error
+        if self.padding_mode == "reflect" and strictly_channels_last(x) and fits and not torch.compiler.is_compiling():
             padded = reflect_pad_channels_last(x, pad_h, pad_w)
             return F.conv2d(padded, weight, bias, self.stride, 0, self.dilation, self.groups)
         return super()._conv_forward(x, weight, bias)
