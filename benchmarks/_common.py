@@ -9,7 +9,6 @@ import platform
 import statistics
 import sys
 import time
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,31 +56,11 @@ def load_zoo_model(name: str, scale: int, seed: int = 0) -> tuple[nn.Module, str
 
 
 def stub_torchvision() -> None:
-    """spandrel imports torchvision.transforms.functional, which does not install with this torch: the same stub as
-    tests/conftest.py."""
-    if "torchvision.transforms.functional" in sys.modules:
-        return
-    tv = types.ModuleType("torchvision")
-    transforms = types.ModuleType("torchvision.transforms")
-    functional = types.ModuleType("torchvision.transforms.functional")
+    """spandrel imports torchvision.transforms.functional, which does not install with this torch: the tests' stub."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from torchvision_stub import stub_torchvision as install
 
-    class InterpolationMode:
-        NEAREST = "nearest"
-        BILINEAR = "bilinear"
-        BICUBIC = "bicubic"
-
-    def _unavailable(*_args, **_kwargs):
-        raise RuntimeError("torchvision stub: not available in benchmarks")
-
-    functional.InterpolationMode = InterpolationMode
-    functional.rotate = _unavailable
-    functional.normalize = _unavailable
-    transforms.functional = functional
-    transforms.InterpolationMode = InterpolationMode
-    tv.transforms = transforms
-    sys.modules.setdefault("torchvision", tv)
-    sys.modules.setdefault("torchvision.transforms", transforms)
-    sys.modules.setdefault("torchvision.transforms.functional", functional)
+    install()
 
 
 class _Contract(nn.Module):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -40,30 +38,9 @@ def weights_dir() -> Path:
 
 
 def _stub_torchvision() -> None:
-    """spandrel imports torchvision.transforms.functional; torchvision does not install with this torch."""
-    if "torchvision.transforms.functional" in sys.modules:
-        return
-    tv = types.ModuleType("torchvision")
-    transforms = types.ModuleType("torchvision.transforms")
-    functional = types.ModuleType("torchvision.transforms.functional")
+    from torchvision_stub import stub_torchvision
 
-    class InterpolationMode:
-        NEAREST = "nearest"
-        BILINEAR = "bilinear"
-        BICUBIC = "bicubic"
-
-    def _unavailable(*_args, **_kwargs):
-        raise RuntimeError("torchvision stub: not available in tests")
-
-    functional.InterpolationMode = InterpolationMode
-    functional.rotate = _unavailable
-    functional.normalize = _unavailable
-    transforms.functional = functional
-    transforms.InterpolationMode = InterpolationMode
-    tv.transforms = transforms
-    sys.modules.setdefault("torchvision", tv)
-    sys.modules.setdefault("torchvision.transforms", transforms)
-    sys.modules.setdefault("torchvision.transforms.functional", functional)
+    stub_torchvision()
 
 
 @pytest.fixture(scope="session")
