@@ -60,12 +60,13 @@ def ycbcr_to_rgb(x: Tensor) -> Tensor:
 def model_luma(model: nn.Module, x: Tensor) -> Tensor:
     """The (B, 1, H, W) luma a Y-channel ``model`` is fed for RGB ``x`` in [0, 1]: BT.601 Y, rounded to 8-bit levels
     (MATLAB ``rgb2ycbcr`` on uint8) unless the model declares ``luma_uint8 = False``."""
+    return _model_luma_of(model, rgb_to_ycbcr(x)[:, :1])
+
+
+def _model_luma_of(model: nn.Module, luma: Tensor) -> Tensor:
     from .imresize import round_half_away
 
-    luma = rgb_to_ycbcr(x)[:, :1]
-    if getattr(model, "luma_uint8", True):
-        luma = round_half_away(luma * 255.0) / 255.0
-    return luma
+    return round_half_away(luma * 255.0) / 255.0 if getattr(model, "luma_uint8", True) else luma
 
 
 def run_model(model: nn.Module, x: Tensor) -> Tensor:
@@ -82,7 +83,8 @@ def run_model_with_luma(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor | N
     the papers of Y models measure that plane, not the Y of the recombined RGB image."""
     input_range, color_space, multiple, scale = model_contract(model)
     h, w = x.shape[-2:]
-    inp = model_luma(model, x) if color_space == "y" else x
+    ycbcr = rgb_to_ycbcr(x) if color_space == "y" else None  # converted once: luma in, chroma for the output
+    inp = _model_luma_of(model, ycbcr[:, :1]) if ycbcr is not None else x
     if multiple > 1:
         inp, _, _ = pad_to_multiple(inp, multiple)
     out = model(inp * input_range) if input_range != 1.0 else model(inp)
@@ -93,7 +95,7 @@ def run_model_with_luma(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor | N
         return out, None
     from .imresize import imresize
 
-    chroma = imresize(rgb_to_ycbcr(x)[:, 1:], scale=scale)
+    chroma = imresize(ycbcr[:, 1:], scale=scale)
     return ycbcr_to_rgb(torch.cat([out, chroma], dim=1)), out
 
 
