@@ -2,6 +2,7 @@
 
     litesr train --config configs/ssiu_x2.yml train.batch_size=8
     litesr train --model ssiu --train_dir DIV2K_train_HR --val_dir Set5/HR --scale 2 --epochs 100 --batch_size 16
+    litesr train --train_dir DIV2K_train_HR --val_dir Set5/HR --scale 2 --epochs 100 --batch_size 16   # rdesa
     litesr train --resume runs/ssiu_x2
     torchrun --nproc_per_node 2 -m litesr.cli train --config ...      # several processes (DDP)
 """
@@ -11,9 +12,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+DEFAULT_MODEL = "rdesa"  # what the flag form trains without --model
+
 # (flag names, dotted config key, type, help)
 _FLAGS: list[tuple[tuple[str, ...], str, Any, str]] = [
-    (("--model",), "model.name", str, "zoo model name (`litesr models`)"),
+    (("--model",), "model.name", str, f"zoo model name (`litesr models`; default {DEFAULT_MODEL})"),
     (("--scale",), "model.scale", int, "upscaling factor"),
     (("--train_dir", "--train-dir"), "datasets.train.hr_dir", str, "folder of HR training images"),
     (("--train_lr_dir", "--train-lr-dir"), "datasets.train.lr_dir", str,
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..train import build_config, load_config, read_state
     from ..train import run as run_training
-    from ..train.trainer import find_state_file
+    from ..train.state import find_state_file
 
     flags = flags_from_args(args)
     if args.resume is not None:
@@ -100,8 +103,15 @@ def run(args: argparse.Namespace) -> int:
         if args.config is not None:
             cfg = load_config(args.config, args.overrides, flags)
         else:
-            if "model" not in flags or "name" not in flags.get("model", {}):
-                raise ConfigError("give --config FILE, or at least --model and --train_dir (see litesr train --help)")
+            if "name" not in flags.get("model", {}) and not any(o.split("=", 1)[0].strip() == "model.name"
+                                                                  for o in args.overrides):
+                if "datasets" not in flags:
+                    raise ConfigError("give --config FILE, or at least --train_dir (see litesr train --help)")
+                # The study notes pair their training command with this architecture (RDB blocks, concat fusion,
+                # ESA): the command runs as written.
+                _set(flags, "model.name", DEFAULT_MODEL)
+                print(f"no --model given: training {DEFAULT_MODEL} (residual dense blocks, concat fusion, ESA; "
+                      "--model NAME picks another, `litesr models` lists them)", flush=True)
             cfg = build_config({}, source="command line", overrides=args.overrides, flags=flags)
         summary = run_training(cfg)
     # An interrupted run wrote its checkpoint and said how to resume: that is a clean exit too.

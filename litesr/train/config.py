@@ -19,7 +19,9 @@ from typing import Any
 
 import yaml
 
+from ..checkpoint import atomic_output
 from ..errors import ConfigError
+from .trainer_registry import trainer_class
 
 # A mapping whose keys are not checked here (model options are checked against the architecture's constructor).
 FREE: dict[str, Any] = {"__free__": True}
@@ -124,6 +126,9 @@ def _hint(key: str, valid: Sequence[str], prefix: str) -> str:
     return f" (did you mean {prefix + close[0]!r}?)" if close else ""
 
 
+_YAML11_MISSED_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
 def _coerce(value: Any, default: Any, where: str, source: str) -> Any:
     """Light type checks against the default's type; numbers written as strings (YAML's ``1e-3``) become floats."""
     if default is None or value is None or isinstance(default, str):
@@ -136,10 +141,10 @@ def _coerce(value: Any, default: Any, where: str, source: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{source}: {where} must be a number, not {value!r}")
         if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise ConfigError(f"{source}: {where} must be a number, not {value!r}") from None
+            # PyYAML reads 1e-3 (no dot, no exponent sign) as a string; any other string is a quoted value, a typo.
+            if not _YAML11_MISSED_FLOAT.match(value.strip()):
+                raise ConfigError(f"{source}: {where} must be a number, not the string {value!r}")
+            value = float(value)
         if isinstance(default, int) and not isinstance(default, bool):
             if not float(value).is_integer():
                 raise ConfigError(f"{source}: {where} must be an integer, not {value!r}")
@@ -225,20 +230,59 @@ def _check_choices(cfg: dict[str, Any], source: str) -> None:
 
 
 def used_keys_check(cfg: Mapping[str, Any], user: Mapping[str, Any], source: str) -> None:
-    """Keys a user set for a scheduler/optimiser type that does not use them are typos too."""
+    """Keys a user set for a scheduler/optimiser type that does not use them are typos too.
+
+    Each source is checked against the type it sets itself (a later source may change the type: then the earlier
+    source's keys for the old type are dropped by :func:`prune_unused_keys`, not reported)."""
     for section, table in _typed_sections(cfg["train"]):
         given = (user.get("train") or {}).get(section) or {}
-        kind = cfg["train"][section]["type"]
+        if not isinstance(given, Mapping):
+            continue
+        kind = str(given.get("type", cfg["train"][section]["type"])).lower()
+        if kind not in table:
+            kind = cfg["train"][section]["type"]
         for key in given:
             if key not in table[kind]:
                 raise ConfigError(f"{source}: train.{section}.{key} is not used by the {kind!r} {section} "
                                   f"(its keys: {', '.join(sorted(table[kind]))})")
 
 
+def prune_unused_keys(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Drop the keys of ``train.optimizer``/``train.scheduler`` (and a trainer's further ones) that their type does
+    not use, in place: the schema carries every type's keys, a run's config only those that apply, so the config a
+    run writes is exactly what its resume reads back."""
+    train = cfg.get("train")
+    if not isinstance(train, dict):
+        return cfg
+    for section, table in _typed_sections(train):
+        kind = str(train[section]["type"]).lower()
+        if kind in table:
+            train[section] = {k: v for k, v in train[section].items() if k in table[kind]}
+    return cfg
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice (lines {seen[key]} and {line})", key_node.start_mark)
+                seen[key] = line
+            except TypeError:
+                continue  # an unhashable key: construct_mapping reports it
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
     except yaml.YAMLError as exc:
@@ -301,7 +345,6 @@ def build_config(
 ) -> dict[str, Any]:
     """Schema defaults <- ``base`` (a parsed YAML) <- ``flags`` (nested, from command-line options) <- ``overrides``
     (dotted ``key=value``), validated."""
-    from .trainer import trainer_class
 
     base = dict(base or {})
     override_maps = [nest(*parse_override(o)) for o in overrides]
@@ -323,6 +366,7 @@ def build_config(
     used_keys_check(cfg, base, source)
     for where, o in sources:
         used_keys_check(cfg, o, where)
+    prune_unused_keys(cfg)
     if cfg["model"]["name"] is None:
         raise ConfigError(f"{source}: model.name is not set (a zoo model, e.g. ssiu; `litesr models` lists them)")
     check_model(cfg, source)
@@ -387,5 +431,6 @@ def load_config(
 
 
 def dump_config(cfg: Mapping[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(dict(cfg), sort_keys=False), encoding="utf-8")
+    """Write a resolved config as YAML (atomically); :func:`load_config` of it gives ``cfg`` back."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(yaml.safe_dump(dict(cfg), sort_keys=False), encoding="utf-8")

@@ -13,12 +13,10 @@ Extension seam (GAN, multi-task pre-training): subclass :class:`Trainer`, regist
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import inspect
 import math
 import os
-import pkgutil
 import random
 import signal
 import time
@@ -33,121 +31,27 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from ..checkpoint import atomic_torch_save, load_state_dict, save_safetensors
-from ..errors import ConfigError, LitesrError
+from ..checkpoint import save_safetensors
+from ..errors import ConfigError
 from ..inference import model_luma
-from .config import dump_config
 from .ema import ModelEMA
+from .environment import DistInfo, cpu_has_amx, pick_device, resolve_precision
 from .monitor import Monitor
 from .schedule import Schedule
+from .state import (  # noqa: F401 - STATE_VERSION is re-exported
+    STATE_VERSION,
+    ResumableState,
+    TrainingError,
+    find_state_file,
+    pause_for_crash_test,
+    read_state,
+    warm_start,
+)
+from .trainer_registry import TRAINERS, register_trainer, trainer_class
 
-STATE_VERSION = 1
-
-
-class TrainingError(LitesrError):
-    """Training cannot go on (diverged, or a checkpoint does not belong to this run)."""
-
-
-TRAINERS: dict[str, type[Trainer]] = {}
-
-
-def register_trainer(name: str) -> Callable[[type[Trainer]], type[Trainer]]:
-    """Class decorator: make a Trainer subclass selectable with ``train.type: name``."""
-
-    def decorator(cls: type[Trainer]) -> type[Trainer]:
-        if name in TRAINERS and TRAINERS[name] is not cls:
-            raise RuntimeError(f"trainer {name!r} registered twice")
-        TRAINERS[name] = cls
-        return cls
-
-    return decorator
-
-
-def trainer_class(name: str, source: str = "config") -> type[Trainer]:
-    """The Trainer registered as ``name``; every module in ``litesr/train/`` is imported first so it can register."""
-    from .. import train as package
-
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{info.name}")
-    if name not in TRAINERS:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(TRAINERS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{source}: unknown train.type {name!r}{hint}; known: {', '.join(sorted(TRAINERS))}")
-    return TRAINERS[name]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Environment: processes, device, precision
-
-
-class DistInfo:
-    """This process's place in a torchrun job (rank 0 of 1 when run alone)."""
-
-    def __init__(self) -> None:
-        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.owns_group = False
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def init(self, device: torch.device) -> None:
-        if self.enabled and not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-            self.owns_group = True
-
-    def barrier(self) -> None:
-        if self.enabled and dist.is_initialized():
-            dist.barrier()
-
-    def close(self) -> None:
-        if self.owns_group and dist.is_initialized():
-            dist.destroy_process_group()
-            self.owns_group = False
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device {name!r} is not a device (cpu, cuda, cuda:N, auto)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r}: CUDA is not available on this machine")
-        if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
-        torch.cuda.set_device(device)
-    return device
-
-
-def cpu_has_amx() -> bool:
-    try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """fp32 | bf16 | fp16 for this device; ``auto`` is bf16 on CUDA with bf16 and on CPUs with AMX, else fp32."""
-    if precision == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        return "bf16" if cpu_has_amx() else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision fp16 needs CUDA (GradScaler); use bf16 or fp32 on CPU")
-    if precision == "bf16" and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        raise ConfigError("train.precision bf16: this CPU has no bf16 instructions (avx512_bf16 or AMX); use fp32")
-    return precision
+# Re-exported: they lived here before the engine was split (environment, state, trainer_registry).
+__all__ = ["TRAINERS", "DistInfo", "Trainer", "TrainingError", "cpu_has_amx", "find_state_file", "make_optimizer",
+           "pick_device", "read_state", "register_trainer", "resolve_precision", "trainer_class", "warm_start"]
 
 
 def make_optimizer(params: Iterator[nn.Parameter] | list, cfg: Mapping[str, Any], device: torch.device) -> Any:
@@ -171,79 +75,10 @@ def make_optimizer(params: Iterator[nn.Parameter] | list, cfg: Mapping[str, Any]
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Checkpoint helpers
-
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": [version, list(internal), gauss],
-        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def find_state_file(path: str | os.PathLike) -> Path:
-    """``--resume`` takes a run folder or its state file."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "state_last.pt"
-    if not path.is_file():
-        raise ConfigError(f"{path}: no training state to resume from (expected a run folder or its state_last.pt)")
-    return path
-
-
-def read_state(path: str | os.PathLike) -> dict[str, Any]:
-    path = find_state_file(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is one user-facing error
-        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise TrainingError(f"{path}: not a readable litesr training state ({first})") from None
-    if not isinstance(state, dict) or state.get("format") != "litesr-train-state":
-        raise TrainingError(f"{path}: not a litesr training state")
-    return state
-
-
-def warm_start(model: nn.Module, path: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """Load every tensor of ``path`` whose name and shape match ``model`` (x2 -> x3/x4: all but the upsampler).
-
-    Returns (loaded keys, skipped keys with the reason)."""
-    source = load_state_dict(path)
-    own = model.state_dict()
-    loaded, skipped = [], []
-    for key, tensor in own.items():
-        if key not in source:
-            skipped.append(f"{key} (not in checkpoint)")
-        elif tuple(source[key].shape) != tuple(tensor.shape):
-            skipped.append(f"{key} (shape {tuple(source[key].shape)} vs {tuple(tensor.shape)})")
-        else:
-            loaded.append(key)
-    if not loaded:
-        raise ConfigError(f"{path}: no tensor of this checkpoint fits the model (wrong architecture?)")
-    model.load_state_dict({k: source[k] for k in loaded}, strict=False)
-    return loaded, skipped
-
-
-# ----------------------------------------------------------------------------------------------------------------
 
 
 @register_trainer("sr")
-class Trainer:
+class Trainer(ResumableState):
     """Supervised SR training: one network, pixel/frequency losses, optional EMA. See the module doc for the seam."""
 
     extra_config: ClassVar[dict[str, Any]] = {}
@@ -272,9 +107,12 @@ class Trainer:
         self.best: dict[str, Any] = {}
         self.elapsed_before = 0.0
         self._stop_signal: str | None = None
+        self.log_window: dict[str, Any] = {"sums": {}, "steps": 0}
+        self.resume_log_bytes: int | None = None
         self.run_dir = Path(cfg["output"]) / str(cfg["name"])
         if state is None and resume is not None:
             state = read_state(resume)
+        self.resumed = state is not None
         self._seed_everything(int(cfg["seed"]))
         self._was_deterministic = torch.are_deterministic_algorithms_enabled()
         if cfg["deterministic"]:
@@ -327,6 +165,7 @@ class Trainer:
 
     def build_train_set(self, scale: int | None = None) -> Any:
         """Patches of the training folders at ``scale`` (default: the model's); a multi-scale trainer asks for each."""
+        from ..data.degradations import build_degradation
         from ..data.train import TrainPatches, collect_pairs
 
         scale = self.scale if scale is None else scale
@@ -338,10 +177,11 @@ class Trainer:
         if len(lr_dirs) != len(hr_dirs):
             raise ConfigError(f"datasets.train.lr_dir lists {len(lr_dirs)} folders for {len(hr_dirs)} hr_dir folders")
         cache_dir = dcfg["cache_dir"] or Path(self.cfg["output"]) / ".lr_cache"
+        degradation = build_degradation(dcfg.get("degradation"), scale, where="datasets.train.degradation")
         dataset = TrainPatches(
             collect_pairs(hr_dirs, lr_dirs, scale), scale, int(dcfg["patch_size"]),
             data_repeat=int(dcfg["data_repeat"]), flip=bool(dcfg["flip"]), rot90=bool(dcfg["rot90"]),
-            preload=False, cache_dir=cache_dir,
+            preload=False, cache_dir=cache_dir, degradation=degradation,
         )
         if dataset.skipped and self.dist.is_main:
             print(f"note: {len(dataset.skipped)} training image(s) smaller than the {dataset.patch_size}-pixel patch "
@@ -352,7 +192,8 @@ class Trainer:
         self.dist.barrier()
         if dcfg["preload"]:
             dataset = TrainPatches(dataset.pairs, scale, dataset.patch_size, data_repeat=dataset.data_repeat,
-                                   flip=dataset.flip, rot90=dataset.rot90, preload=True, cache_dir=cache_dir)
+                                   flip=dataset.flip, rot90=dataset.rot90, preload=True, cache_dir=cache_dir,
+                                   degradation=degradation)
         return dataset
 
     def sr_forward(self, net: Callable[..., Tensor], lr: Tensor, scale: int | None = None) -> Tensor:
@@ -440,12 +281,16 @@ class Trainer:
         if self.validation_sets() and importlib.util.find_spec("litesr.evaluate") is None:
             raise ConfigError("validation sets are configured but litesr.evaluate is not available in this install")
         if main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            dump_config(cfg, self.run_dir / "config.yml")
+            self._prepare_run_folder()
         self.monitor = Monitor(self.run_dir, cfg, total=self.total_iterations, start=self.iteration, enabled=main)
         mon = self.monitor
-        resumed = self.iteration > 0
-        mon.print(f"{'resuming' if resumed else 'training'} {cfg['model']['name']} x{self.scale} "
+        if self.resumed and self.iteration >= self.total_iterations:
+            mon.print(f"{self.run_dir}: already trained {self.iteration} of {self.total_iterations} iterations; "
+                      "nothing to do (extend it with train.iterations=N or train.epochs=N)")
+            mon.close()
+            return {"status": "completed", "iteration": self.iteration, "run_dir": str(self.run_dir),
+                    "best": dict(self.best), "nonfinite_steps": self.nan_total}
+        mon.print(f"{'resuming' if self.resumed else 'training'} {cfg['model']['name']} x{self.scale} "
                   f"({sum(p.numel() for p in self.net.parameters()):,} parameters) on {self.device} {self.precision}"
                   f"{f' x{self.dist.world_size} processes' if self.dist.enabled else ''}: "
                   f"{len(self.train_set):,} samples/epoch, batch {cfg['train']['batch_size']}, "
@@ -453,8 +298,7 @@ class Trainer:
         val_every = int(cfg["val"]["every"])
         ckpt_every = int(cfg["checkpoint"]["every"])
         print_every = mon.print_every
-        window: dict[str, float] = {}
-        window_steps = 0
+        window = self.log_window  # losses summed since the last logged step (in the state: resuming logs the same)
         started = time.perf_counter()
         status = "completed"
         loader = self.make_loader()
@@ -483,24 +327,26 @@ class Trainer:
                     if self.ema is not None:
                         self.ema.update(self.net)
                     for k, v in metrics.items():
-                        window[k] = window.get(k, 0.0) + v
-                    window_steps += 1
+                        window["sums"][k] = window["sums"].get(k, 0.0) + v
+                    window["steps"] += 1
                 self.on_iteration_end(metrics)
                 if self.iteration % print_every == 0 or self.iteration == self.total_iterations:
-                    mean = {k: v / max(1, window_steps) for k, v in window.items()}
+                    mean = {k: v / max(1, window["steps"]) for k, v in window["sums"].items()}
                     mon.step(self.iteration, self.epoch, mean, lr)
-                    window, window_steps = {}, 0
+                    window["sums"], window["steps"] = {}, 0
+                pause_for_crash_test("step", self.iteration)
                 if val_every and self.iteration % val_every == 0 and self.iteration < self.total_iterations:
                     self.validate()
                 if ckpt_every and self.iteration % ckpt_every == 0 and self.iteration < self.total_iterations:
                     self.save_checkpoint()
             if status == "completed" and self.validation_sets():
                 self.validate()
+            if status == "interrupted":  # recorded before the checkpoint, whose state keeps the log up to here
+                mon.record({"iter": self.iteration, "event": "interrupted", "signal": self._stop_signal})
             self.save_checkpoint()
             if status == "interrupted":
                 mon.print(f"stopped by {self._stop_signal} at iteration {self.iteration}; checkpoint written. "
                           f"Continue with: litesr train --resume {self.run_dir}")
-                mon.record({"iter": self.iteration, "event": "interrupted", "signal": self._stop_signal})
             else:
                 mon.print(f"finished {self.iteration} iterations; weights in {self.run_dir}")
         finally:
@@ -573,6 +419,7 @@ class Trainer:
             with torch.no_grad():
                 result = evaluate(model, entry["hr_dir"], self.scale, **kwargs)
             results[entry["name"]] = {"psnr": float(result.psnr), "ssim": float(result.ssim)}
+            pause_for_crash_test("validation", self.iteration)
         model.train(was_training)
         first_name = sets[0]["name"]
         psnr = results[first_name]["psnr"]
@@ -587,77 +434,6 @@ class Trainer:
                          "dataset": first_name}
             save_safetensors(model.state_dict(), self.run_dir / "net_best.safetensors", self._metadata())
         return results
-
-    # ---- checkpoints -------------------------------------------------------------------------------------------
-
-    def _metadata(self) -> dict[str, str]:
-        import json
-
-        net = self.net
-        config = getattr(net, "litesr_config", {"scale": self.scale})
-        return {"arch": str(getattr(net, "litesr_arch", type(net).__name__)), "config": json.dumps(config),
-                "iteration": str(self.iteration), "run": str(self.cfg["name"])}
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs, as plain tensors/lists/dicts (loads with ``weights_only=True``)."""
-        return {
-            "format": "litesr-train-state",
-            "version": STATE_VERSION,
-            "iteration": self.iteration,
-            "config": self.cfg,
-            "models": {name: m.state_dict() for name, m in self.models.items()},
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "ema_updates": self.ema.updates if self.ema is not None else 0,
-            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-            "scheduler": {"type": self.schedule.kind, "iteration": self.iteration, "total": self.total_iterations},
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": _rng_state(self.device),
-            "data": {"consumed_per_rank": self.iteration * self.per_rank_batch, "world_size": self.dist.world_size,
-                     "batch_per_rank": self.per_rank_batch, "seed": int(self.cfg["seed"])},
-            "counters": {"nonfinite_total": self.nan_total, "nonfinite_in_row": self.nan_in_row,
-                         "elapsed_s": self.elapsed_before},
-            "best": dict(self.best),
-        }
-
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        for name, model in self.models.items():
-            model.load_state_dict(state["models"][name], strict=True)
-        if self.ema is not None:
-            if state.get("ema") is None:
-                raise TrainingError("the training state has no EMA weights but train.ema.enabled is true")
-            self.ema.load_state_dict(state["ema"])
-            self.ema.updates = int(state.get("ema_updates", 0))
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.iteration = int(state["iteration"])
-        counters = state.get("counters", {})
-        self.nan_total = int(counters.get("nonfinite_total", 0))
-        self.nan_in_row = int(counters.get("nonfinite_in_row", 0))
-        self.elapsed_before = float(counters.get("elapsed_s", 0.0))
-        self.best = dict(state.get("best") or {})
-        data = state.get("data", {})
-        if data.get("world_size", 1) != self.dist.world_size or data.get("batch_per_rank") != self.per_rank_batch:
-            print(f"warning: resuming with {self.dist.world_size} process(es) x batch {self.per_rank_batch} "
-                  f"(was {data.get('world_size')} x {data.get('batch_per_rank')}): the data order differs")
-        if self.dist.is_main:
-            _set_rng_state(state["rng"], self.device)
-
-    def save_checkpoint(self) -> None:
-        """net_last / net_ema_last safetensors and state_last.pt, each written atomically; rank 0 only."""
-        if not self.dist.is_main:
-            return
-        meta = self._metadata()
-        for name, model in self.models.items():
-            save_safetensors(model.state_dict(), self.run_dir / f"{name}_last.safetensors", meta)
-            if self.cfg["checkpoint"]["keep_history"]:
-                save_safetensors(model.state_dict(), self.run_dir / f"{name}_iter{self.iteration}.safetensors", meta)
-        if self.ema is not None:
-            save_safetensors(self.ema.state_dict(), self.run_dir / "net_ema_last.safetensors", meta)
-        atomic_torch_save(self.state_dict(), self.run_dir / "state_last.pt")
-        if self.monitor is not None:
-            self.monitor.record({"iter": self.iteration, "event": "checkpoint"})
 
     # ---- signals -----------------------------------------------------------------------------------------------
 

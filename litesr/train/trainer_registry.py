@@ -1,0 +1,49 @@
+"""Which Trainer class a config's ``train.type`` names.
+
+Kept apart from :mod:`litesr.train.trainer` so the config reader can look a trainer up without importing the engine
+(and the engine can import the config reader) with no import circle.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+TRAINERS: dict[str, Any] = {}  # name -> Trainer subclass
+
+
+def register_trainer(name: str) -> Callable[[type], type]:
+    """Class decorator: make a Trainer subclass selectable with ``train.type: name``."""
+
+    def decorator(cls: type) -> type:
+        if name in TRAINERS and TRAINERS[name] is not cls:
+            raise RuntimeError(f"trainer {name!r} registered twice")
+        TRAINERS[name] = cls
+        return cls
+
+    return decorator
+
+
+def discover_trainers() -> None:
+    """Import every module of ``litesr/train/`` so that its ``@register_trainer`` classes are known."""
+    package = __name__.rsplit(".", 1)[0]
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        importlib.import_module(f"{package}.{info.name}")
+
+
+def trainer_class(name: str, source: str = "config") -> Any:
+    """The Trainer registered as ``name`` (raises ConfigError naming ``source``, with a did-you-mean)."""
+    if name not in TRAINERS:
+        discover_trainers()
+    if name not in TRAINERS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(TRAINERS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{source}: unknown train.type {name!r}{hint}; known: {', '.join(sorted(TRAINERS))}")
+    return TRAINERS[name]
