@@ -16,6 +16,9 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+import torch
+
+from .base import Metric, register_metric
 
 # BT.601 luma of RGB in [0, 1], on the 0..255 scale (MATLAB rgb2ycbcr's first row and offset).
 _Y_WEIGHTS = (65.481, 128.553, 24.966)
@@ -142,3 +145,29 @@ def calculate_metrics(
     """PSNR and SSIM of ``sr`` against ``hr`` under the same crop and channel choice (one preparation for both)."""
     a, b, peak = _prepare(sr, hr, crop_border, y_channel, peak)
     return Metrics(_psnr_of(a, b, peak), float(_ssim_channels(a, b, peak).mean()))
+
+
+# ---- registry entries: the same numbers through create_metric("psnr"/"ssim", color=..., crop=...) ----
+
+def _hwc(x: torch.Tensor) -> np.ndarray:
+    return x.permute(1, 2, 0).cpu().numpy()
+
+
+@register_metric("psnr")
+class PSNR(Metric):
+    summary = "peak signal-to-noise ratio in dB (peak 255, MSE over every value)"
+    reference = "RCAN Evaluate_PSNR_SSIM.m / BasicSR calculate_psnr; pyiqa psnr, piq psnr"
+
+    def compute(self, x, y):
+        return torch.tensor([_psnr_of(_hwc(a), _hwc(b), 255.0) for a, b in zip(x, y)], dtype=torch.float64,
+                            device=x.device)
+
+
+@register_metric("ssim")
+class SSIM(Metric):
+    summary = "structural similarity, Wang et al. ssim_index (11x11 Gaussian 1.5, valid, float64)"
+    reference = "MATLAB ssim_index.m (RCAN Evaluate_PSNR_SSIM.m); pyiqa ssim, piq ssim"
+
+    def compute(self, x, y):
+        return torch.tensor([float(_ssim_channels(_hwc(a), _hwc(b), 255.0).mean()) for a, b in zip(x, y)],
+                            dtype=torch.float64, device=x.device)
