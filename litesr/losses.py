@@ -86,6 +86,31 @@ class FFTLoss(nn.Module):
         return F.l1_loss(pred_f, target_f)
 
 
+def _forward_differences(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Vertical and horizontal forward differences of (B, C, H, W), both on the common (H - 1, W - 1) grid, so that
+    the square root pairs the two differences of the same pixel."""
+    dy = x[..., 1:, :-1] - x[..., :-1, :-1]
+    dx = x[..., :-1, 1:] - x[..., :-1, :-1]
+    return dy, dx
+
+
+@register_loss("tv_iso")
+class IsotropicTVLoss(nn.Module):
+    """Isotropic total variation of the prediction (target unused): mean over pixels and channels of
+    sqrt((dI/dx)^2 + (dI/dy)^2 + eps). ``eps`` keeps the gradient finite on flat areas. The anisotropic form
+    (|dI/dx| + |dI/dy|) is ``tv`` (:class:`litesr.perceptual.TVLoss`)."""
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        super().__init__()
+        if eps < 0:
+            raise ConfigError(f"tv_iso: eps must be >= 0, not {eps}")
+        self.eps = eps
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        dy, dx = _forward_differences(pred)
+        return torch.sqrt(dy * dy + dx * dx + self.eps).mean()
+
+
 class WeightedLoss(nn.Module):
     """A weighted sum of registered losses; returns the total and each weighted term by name."""
 

@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from ..errors import DatasetError
+from .degradations import Degradation
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -187,7 +188,11 @@ class TrainPatches(Dataset):
         rot90: bool = True,
         preload: bool = False,
         cache_dir: str | os.PathLike | None = None,
+        degradation: Degradation | None = None,
     ) -> None:
+        if degradation is not None and degradation.scale != scale:
+            raise DatasetError(f"the degradation is built for x{degradation.scale}, the training set for x{scale}")
+        self.degradation = degradation
         if patch_size % scale:
             raise DatasetError(f"patch_size {patch_size} (HR) is not a multiple of the scale x{scale}")
         if not pairs:
@@ -197,7 +202,8 @@ class TrainPatches(Dataset):
         self.patch_size = patch_size
         self.data_repeat = max(1, int(data_repeat))
         self.flip, self.rot90 = flip, rot90
-        needs_cache = any(p.lr is None for p in self.pairs)
+        # With an on-the-fly degradation the LR comes from each HR patch; no LR file or cache is read.
+        needs_cache = degradation is None and any(p.lr is None for p in self.pairs)
         if needs_cache and cache_dir is None:
             raise DatasetError("HR-only training folders need a cache_dir for the LR images made from them")
         self.cache = LRCache(cache_dir) if cache_dir is not None else None
@@ -219,6 +225,8 @@ class TrainPatches(Dataset):
 
     def prepare_cache(self) -> None:
         """Make every missing LR image now (once, before workers start), so no two workers compute the same one."""
+        if self.degradation is not None:
+            return
         for pair in self.pairs:
             if pair.lr is None and self.cache is not None and not self.cache.path_for(pair.hr, self.scale).is_file():
                 self.cache.get(pair.hr, self.scale)
@@ -229,6 +237,9 @@ class TrainPatches(Dataset):
     def _load(self, image_index: int) -> tuple[np.ndarray, np.ndarray]:
         pair = self.pairs[image_index]
         hr = read_rgb_uint8(pair.hr)
+        if self.degradation is not None:  # no LR image: a mod-cropped HR and an empty stand-in
+            s = self.scale
+            return np.zeros((0, 0, 3), np.uint8), hr[: hr.shape[0] - hr.shape[0] % s, : hr.shape[1] - hr.shape[1] % s]
         if pair.lr is None:
             assert self.cache is not None
             lr = self.cache.get(pair.hr, self.scale, hr)
@@ -243,6 +254,8 @@ class TrainPatches(Dataset):
     def sample(self, index: int, rng: np.random.Generator) -> dict[str, Tensor]:
         image_index = index % len(self.pairs)
         lr, hr = self._images[image_index] if self._images is not None else self._load(image_index)
+        if self.degradation is not None:
+            return self._degraded_sample(hr, image_index, rng)
         lp = self.patch_size // self.scale
         top = int(rng.integers(0, lr.shape[0] - lp + 1))
         left = int(rng.integers(0, lr.shape[1] - lp + 1))
@@ -251,6 +264,19 @@ class TrainPatches(Dataset):
         hr_patch = hr[top * s : (top + lp) * s, left * s : (left + lp) * s]
         lr_patch, hr_patch = augment(lr_patch, hr_patch, rng, self.flip, self.rot90)
         return {"lr": to_tensor(lr_patch), "hr": to_tensor(hr_patch), "index": torch.tensor(image_index)}
+
+    def _degraded_sample(self, hr: np.ndarray, image_index: int, rng: np.random.Generator) -> dict[str, Tensor]:
+        """An HR patch (crop on the scale's grid, augmented), and its LR made by the degradation from the same rng."""
+        assert self.degradation is not None
+        s, p = self.scale, self.patch_size
+        top = int(rng.integers(0, (hr.shape[0] - p) // s + 1)) * s
+        left = int(rng.integers(0, (hr.shape[1] - p) // s + 1)) * s
+        hr_patch = hr[top : top + p, left : left + p]
+        _, hr_patch = augment(hr_patch[::s, ::s], hr_patch, rng, self.flip, self.rot90)
+        hr_tensor = to_tensor(hr_patch)
+        with torch.no_grad():
+            lr_tensor = self.degradation(hr_tensor, rng)
+        return {"lr": lr_tensor, "hr": hr_tensor, "index": torch.tensor(image_index)}
 
     def __getitem__(self, item: int | tuple[int, SampleKey]) -> dict[str, Tensor]:
         if isinstance(item, tuple):

@@ -109,8 +109,24 @@ def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     return sum(g[k] * x[:, k : k + cols] for k in range(n))
 
 
-def _ssim_channels(a: np.ndarray, b: np.ndarray, peak: float) -> np.ndarray:
-    """Mean SSIM of each channel of two float64 (H, W, C) arrays."""
+class SSIMExponents(NamedTuple):
+    """The exponents of Wang et al.'s SSIM = l^alpha * c^beta * s^gamma (luminance, contrast, structure)."""
+
+    alpha: float = 1.0
+    beta: float = 1.0
+    gamma: float = 1.0
+
+
+DEFAULT_SSIM_EXPONENTS = SSIMExponents()
+
+
+def _ssim_channels(a: np.ndarray, b: np.ndarray, peak: float,
+                   exponents: SSIMExponents = DEFAULT_SSIM_EXPONENTS) -> np.ndarray:
+    """Mean SSIM of each channel of two float64 (H, W, C) arrays.
+
+    With all exponents 1 (and C3 = C2 / 2) the three factors collapse into the usual two-term formula, which is what
+    is computed then (bit for bit what ``ssim_index`` gives); other exponents use the factored form.
+    """
     if min(a.shape[:2]) < _SSIM_WINDOW:
         size = f"{a.shape[1]}x{a.shape[0]}"
         raise ValueError(f"SSIM needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW} pixels, got {size}")
@@ -122,8 +138,27 @@ def _ssim_channels(a: np.ndarray, b: np.ndarray, peak: float) -> np.ndarray:
     sigma1_sq = _filter_valid(a * a, g) - mu1_sq
     sigma2_sq = _filter_valid(b * b, g) - mu2_sq
     sigma12 = _filter_valid(a * b, g) - mu1_mu2
-    ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
+    if tuple(exponents) == (1.0, 1.0, 1.0):
+        ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
+        return ssim_map.mean(axis=(0, 1))
+    c3 = c2 / 2
+    # Variances can come out a hair below zero in float64; the standard deviations need them clipped.
+    sigma1, sigma2 = np.sqrt(np.maximum(sigma1_sq, 0.0)), np.sqrt(np.maximum(sigma2_sq, 0.0))
+    luminance = (2 * mu1_mu2 + c1) / (mu1_sq + mu2_sq + c1)
+    contrast = (2 * sigma1 * sigma2 + c2) / (sigma1_sq + sigma2_sq + c2)
+    structure = (sigma12 + c3) / (sigma1 * sigma2 + c3)
+    alpha, beta, gamma = exponents
+    # The structure term is a correlation and may be negative: keep its sign under a fractional exponent.
+    ssim_map = luminance**alpha * contrast**beta * np.sign(structure) * np.abs(structure) ** gamma
     return ssim_map.mean(axis=(0, 1))
+
+
+def checked_ssim_exponents(alpha: float = 1.0, beta: float = 1.0, gamma: float = 1.0) -> SSIMExponents:
+    """Checked SSIM exponents: each must be a finite number > 0 (0 would drop a factor, which is a different index)."""
+    for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+        if not (math.isfinite(float(value)) and float(value) > 0):
+            raise ValueError(f"SSIM exponent {name} must be a number > 0, not {value!r}")
+    return SSIMExponents(float(alpha), float(beta), float(gamma))
 
 
 def _psnr_of(a: np.ndarray, b: np.ndarray, peak: float) -> float:
@@ -132,19 +167,23 @@ def _psnr_of(a: np.ndarray, b: np.ndarray, peak: float) -> float:
 
 
 def ssim(
-    img1: np.ndarray, img2: np.ndarray, crop_border: int = 0, *, y_channel: bool = True, peak: float | None = None
+    img1: np.ndarray, img2: np.ndarray, crop_border: int = 0, *, y_channel: bool = True, peak: float | None = None,
+    exponents: SSIMExponents = DEFAULT_SSIM_EXPONENTS,
 ) -> float:
-    """SSIM (MATLAB ``ssim_index``) over Y (default) or each channel averaged; ``peak`` defaults from the dtype."""
+    """SSIM (MATLAB ``ssim_index``) over Y (default) or each channel averaged; ``peak`` defaults from the dtype.
+
+    ``exponents`` (alpha, beta, gamma) weight luminance, contrast and structure; the papers use 1, 1, 1."""
     a, b, peak = _prepare(img1, img2, crop_border, y_channel, peak)
-    return float(_ssim_channels(a, b, peak).mean())
+    return float(_ssim_channels(a, b, peak, exponents).mean())
 
 
 def calculate_metrics(
-    sr: np.ndarray, hr: np.ndarray, crop_border: int, *, y_channel: bool = True, peak: float | None = None
+    sr: np.ndarray, hr: np.ndarray, crop_border: int, *, y_channel: bool = True, peak: float | None = None,
+    ssim_exponents: SSIMExponents = DEFAULT_SSIM_EXPONENTS,
 ) -> Metrics:
     """PSNR and SSIM of ``sr`` against ``hr`` under the same crop and channel choice (one preparation for both)."""
     a, b, peak = _prepare(sr, hr, crop_border, y_channel, peak)
-    return Metrics(_psnr_of(a, b, peak), float(_ssim_channels(a, b, peak).mean()))
+    return Metrics(_psnr_of(a, b, peak), float(_ssim_channels(a, b, peak, ssim_exponents).mean()))
 
 
 # ---- registry entries: the same numbers through create_metric("psnr"/"ssim", color=..., crop=...) ----

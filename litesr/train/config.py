@@ -49,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
             "preload": False,  # hold every image in RAM
             "workers": 4,  # DataLoader worker processes (0 = in the main process)
             "cache_dir": None,  # where LR made from HR is kept; default <output>/.lr_cache
+            # LR made on the fly from each HR patch instead (seeded per sample): realesrgan | bsrgan | classical |
+            # bicubic, or a mapping {type, ...} (litesr.data.degradations.build_degradation); lr_dir is then unused
+            "degradation": None,
         },
         "val": {"name": None, "hr_dir": None, "lr_dir": None},
     },
