@@ -56,12 +56,14 @@ class WindowAttention(DerivedBuffers):
     derived_buffers = ("relative_position_index",)
 
     def __init__(self, dim: int, window_size: int, num_heads: int, *, qkv_bias: bool = True,
-                 attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+                 attn_drop: float = 0.0, proj_drop: float = 0.0, persistent_index: bool = True) -> None:
         super().__init__()
         self.dim, self.window_size, self.num_heads = dim, window_size, num_heads
         self.scale = (dim // num_heads) ** -0.5
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
-        self.register_buffer("relative_position_index", relative_position_index(window_size))
+        # HAT-style models store one index for all blocks at the top level: theirs is not in the block's state dict.
+        self.register_buffer("relative_position_index", relative_position_index(window_size),
+                             persistent=persistent_index)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)
