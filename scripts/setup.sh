@@ -9,4 +9,13 @@ python -m pip install --quiet -c constraints.txt -e ".${extras:+[$extras]}"
 if [ "$extras" = "test" ]; then
   # spandrel is a reference implementation for parity tests; its torchvision import is stubbed in tests/conftest.py
   python -m pip install --quiet --no-deps spandrel==0.4.2
+  # The studio's browser tests drive Debian's chromium through playwright (no browser download); without it they skip
+  # and say why.
+  as_root=""
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then as_root="sudo -n"; fi
+  if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    { $as_root apt-get update -qq &&
+      $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+      >/dev/null 2>&1 || echo "setup.sh: could not install chromium; the studio's browser tests will be skipped" >&2
+  fi
 fi
