@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +31,8 @@ class ImageResult:
     name: str
     psnr: float
     ssim: float
+    #: the extra metrics (``extra_metrics``) by name
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -54,12 +56,17 @@ class DatasetResult:
     def ssim(self) -> float:
         return float(np.mean([r.ssim for r in self.images])) if self.images else math.nan
 
+    def score(self, name: str) -> float:
+        """The mean of extra metric ``name`` over the images."""
+        return float(np.mean([r.scores[name] for r in self.images])) if self.images else math.nan
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the settings, the means and every image (an infinite PSNR becomes the string "inf")."""
         out = asdict(self)
         out["images"] = [{**asdict(r), "psnr": _json_number(r.psnr)} for r in self.images]
         out["psnr"] = _json_number(self.psnr)
         out["ssim"] = self.ssim
+        out["scores"] = {k: self.score(k) for k in (self.images[0].scores if self.images else {})}
         return out
 
 
@@ -92,6 +99,7 @@ def evaluate(
     device: str | torch.device | None = "cpu",
     save_dir: str | os.PathLike | None = None,
     progress: bool = False,
+    extra_metrics: Sequence[Any] = (),
 ) -> DatasetResult:
     """PSNR/SSIM of ``model`` on ``dataset`` (a name under ``data_root``, a folder, or an opened dataset) at ``scale``.
 
@@ -155,7 +163,8 @@ def evaluate(
                     metrics = calculate_metrics(measured_sr, measured_hr, border, y_channel=on_y, peak=peak)
                 except ValueError as exc:  # an image too small for the crop or the SSIM window
                     raise DatasetError(f"{item.hr_path}: {exc}") from None
-                result.images.append(ImageResult(item.name, metrics.psnr, metrics.ssim))
+                scores = _extra_scores(extra_metrics, sr, hr, border, item.hr_path)
+                result.images.append(ImageResult(item.name, metrics.psnr, metrics.ssim, scores))
                 if out_dir is not None:
                     from .images import write_image
 
@@ -180,3 +189,16 @@ def _progress(enabled: bool, label: str, total: int) -> Iterator[Callable[[], No
                   transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda: bar.advance(task)
+
+
+def _extra_scores(metrics: Sequence[Any], sr: np.ndarray, hr: np.ndarray, border: int,
+                  hr_path: Any) -> dict[str, float]:
+    """Each litesr.metrics object on the uint8 SR/HR pair with ``border`` pixels shaved (``metrics`` option)."""
+    if not metrics:
+        return {}
+    if border:
+        sr, hr = sr[border:-border, border:-border], hr[border:-border, border:-border]
+    try:
+        return {m.name: float(m(sr, hr)[0]) for m in metrics}
+    except (ValueError, ConfigError) as exc:  # e.g. an image smaller than MS-SSIM's 176 pixels
+        raise DatasetError(f"{hr_path}: {exc}") from None

@@ -10,8 +10,7 @@ import sys
 
 from ..errors import LitesrError
 
-SUBCOMMANDS = ("upscale", "eval", "train", "models", "profile", "leaderboard", "export", "convert", "studio", "metrics",
-               "zssr", "dip", "sr3")
+SUBCOMMANDS = ("upscale", "eval", "train", "models", "profile", "leaderboard", "export", "convert", "metrics")
 
 
 def build_parser() -> argparse.ArgumentParser:

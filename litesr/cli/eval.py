@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError
+from .metrics import add_metric_arguments, build_metrics, metric_cells
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-pickle", action="store_true",
                    help="let old torch checkpoints unpickle objects (trusted files only)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_metric_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -107,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--lr-dir names the LR folder of one dataset; give a single --dataset with it")
     if args.crop is not None and args.crop < 0:
         raise ConfigError(f"--crop must be >= 0, not {args.crop}")
+    extra = build_metrics(args)  # a typo or a missing weights file stops here, before any model time
     models = _models(args)
     model_name = args.model if args.model not in (None, "auto") else getattr(models[0][1], "litesr_arch", "model")
     weights = str(args.weights) if args.weights is not None else ""
@@ -119,15 +122,19 @@ def run(args: argparse.Namespace) -> int:
     for data, scale, model in jobs:
         save_dir = args.save_images / data.name / f"x{scale}" if args.save_images is not None else None
         results.append(evaluate(model, data, scale, y_channel=not args.rgb, crop_border=args.crop,
-                                gray=args.gray, device=args.device, save_dir=save_dir, progress=show_progress))
+                                gray=args.gray, device=args.device, save_dir=save_dir, progress=show_progress,
+                                extra_metrics=extra))
 
     console = Console()
     channel = "RGB" if args.rgb else "Y"
     table = Table(title=f"{model_name}{f' ({weights})' if weights else ''}: PSNR/SSIM on {channel}")
     for col in ("dataset", "scale", "images", "LR", "PSNR (dB)", "SSIM"):
         table.add_column(col, justify="right" if col in ("scale", "images", "PSNR (dB)", "SSIM") else "left")
+    for m in extra:
+        table.add_column(m.name, justify="right")
     for (data, _, _), r in zip(jobs, results):
-        table.add_row(r.dataset, f"x{r.scale}", str(len(r.images)), data.describe(), f"{r.psnr:.2f}", f"{r.ssim:.4f}")
+        table.add_row(r.dataset, f"x{r.scale}", str(len(r.images)), data.describe(), f"{r.psnr:.2f}", f"{r.ssim:.4f}",
+                      *metric_cells(r, extra))
     if args.per_image:
         for r in results:
             per = Table(title=f"{r.dataset} x{r.scale}")
@@ -144,19 +151,4 @@ def run(args: argparse.Namespace) -> int:
         payload = {"model": model_name, "weights": weights or None, "channel": channel,
                    "results": [r.to_dict() for r in results]}
         _write_atomic(args.json, json.dumps(payload, indent=2) + "\n")
-    if args.save_images is not None:
-        _write_atomic(args.save_images / SAVED_RUN_INDEX, json.dumps(_saved_run(model_name, weights, jobs, results),
-                                                                     indent=2) + "\n")
     return 0
-
-
-# The index `--save-images DIR` writes next to the images, read by `litesr studio` (Compare and Rate pages).
-SAVED_RUN_INDEX = "litesr_eval.json"
-
-
-def _saved_run(model_name: str, weights: str, jobs: list, results: list[Any]) -> dict[str, Any]:
-    """What was run, where its HR (and LR) images are, and the per-image scores; image paths relative to DIR."""
-    return {"model": model_name, "weights": weights or None, "results": [
-        {**r.to_dict(), "images_dir": f"{data.name}/x{r.scale}", "hr_dir": str(Path(data.hr_dir).resolve()),
-         "lr_dir": str(Path(data.lr_dir).resolve()) if data.lr_dir is not None else None}
-        for (data, _, _), r in zip(jobs, results)]}
