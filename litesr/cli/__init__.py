@@ -10,7 +10,8 @@ import sys
 
 from ..errors import LitesrError
 
-SUBCOMMANDS = ("upscale", "eval", "train", "models", "profile", "leaderboard", "export", "convert", "metrics")
+SUBCOMMANDS = ("upscale", "eval", "train", "models", "profile", "leaderboard", "export", "convert", "studio", "metrics",
+               "zssr", "dip", "sr3")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -151,4 +151,19 @@ def run(args: argparse.Namespace) -> int:
         payload = {"model": model_name, "weights": weights or None, "channel": channel,
                    "results": [r.to_dict() for r in results]}
         _write_atomic(args.json, json.dumps(payload, indent=2) + "\n")
+    if args.save_images is not None:
+        _write_atomic(args.save_images / SAVED_RUN_INDEX, json.dumps(_saved_run(model_name, weights, jobs, results),
+                                                                     indent=2) + "\n")
     return 0
+
+
+# The index `--save-images DIR` writes next to the images, read by `litesr studio` (Compare and Rate pages).
+SAVED_RUN_INDEX = "litesr_eval.json"
+
+
+def _saved_run(model_name: str, weights: str, jobs: list, results: list[Any]) -> dict[str, Any]:
+    """What was run, where its HR (and LR) images are, and the per-image scores; image paths relative to DIR."""
+    return {"model": model_name, "weights": weights or None, "results": [
+        {**r.to_dict(), "images_dir": f"{data.name}/x{r.scale}", "hr_dir": str(Path(data.hr_dir).resolve()),
+         "lr_dir": str(Path(data.lr_dir).resolve()) if data.lr_dir is not None else None}
+        for (data, _, _), r in zip(jobs, results)]}
