@@ -7,6 +7,7 @@ hyper-parameters and litesr's own detection.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -81,10 +82,15 @@ def check_parity(spandrel, arch: str, config: dict, size: tuple[int, int], *, re
     return diff
 
 
-def parameter_count_on_meta(name: str, scale: int) -> int:
+@functools.cache
+def meta_model(name: str, scale: int) -> nn.Module:
+    """A registered variant built on the meta device (no memory, no init), once per test session."""
     with torch.device("meta"):
-        model = litesr.create_model(name, scale=scale)
-    return sum(p.numel() for p in model.parameters())
+        return litesr.create_model(name, scale=scale)
+
+
+def parameter_count_on_meta(name: str, scale: int) -> int:
+    return sum(p.numel() for p in meta_model(name, scale).parameters())
 
 
 def check_variants_detect_as_themselves(arch: str, scale: int = 4) -> list[str]:
@@ -93,8 +99,7 @@ def check_variants_detect_as_themselves(arch: str, scale: int = 4) -> list[str]:
     names = [n for n, v in sorted(litesr.registry.all_variants().items()) if v.arch == arch]
     others = [spec for name, spec in sorted(litesr.registry.all_archs().items()) if name != arch and spec.detect]
     for name in names:
-        with torch.device("meta"):
-            model = litesr.create_model(name, scale=scale)
+        model = meta_model(name, scale)
         state = model.state_dict()
         detected = get_arch(arch).detect(state)
         assert detected is not None, name
