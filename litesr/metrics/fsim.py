@@ -25,6 +25,7 @@ from ._filters import conv_same
 from .base import Metric, register_metric
 
 _YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
+_YIQ_LIBRARIES = ((0.299, 0.587, 0.114), (0.5959, -0.2746, -0.3213), (0.2115, -0.5227, 0.3112))
 _T1, _T2, _T3, _T4, _LAMBDA = 0.85, 160.0, 200.0, 200.0, 0.03
 
 
@@ -122,15 +123,16 @@ def _gradient(x: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(conv_same(x, scharr) ** 2 + conv_same(x, scharr.T) ** 2)
 
 
-def fsim(dist: torch.Tensor, ref: torch.Tensor, chromatic: bool = False) -> torch.Tensor:
-    """FSIM (1-channel inputs) or FSIMc (``chromatic``, RGB inputs) per image, 0..255 scale."""
+def fsim(dist: torch.Tensor, ref: torch.Tensor, chromatic: bool = False, chroma: str = "matlab") -> torch.Tensor:
+    """FSIM (1-channel inputs) or FSIMc (``chromatic``, RGB inputs) per image, 0..255 scale. ``chroma="libraries"``
+    uses pyiqa/piq's YIQ coefficients and ``|S_I S_Q|^lambda`` instead of FeatureSIM.m's."""
     if chromatic and ref.shape[1] != 3:
         raise ConfigError(f"FSIMc needs RGB images, got {ref.shape[1]} channel(s)")
     if not chromatic and ref.shape[1] != 1:
         raise ConfigError(f"FSIM works on one plane (color=gray or y), got {ref.shape[1]} channels")
     f = max(1, round(min(ref.shape[-2:]) / 256))
     if chromatic:
-        m = torch.tensor(_YIQ, dtype=ref.dtype, device=ref.device)
+        m = torch.tensor(_YIQ if chroma == "matlab" else _YIQ_LIBRARIES, dtype=ref.dtype, device=ref.device)
         ref, dist = torch.einsum("kc,nchw->nkhw", m, ref), torch.einsum("kc,nchw->nkhw", m, dist)
     ref, dist = matlab_mean_decimate(ref, f), matlab_mean_decimate(dist, f)
     y1, y2 = ref[:, :1], dist[:, :1]
@@ -140,7 +142,9 @@ def fsim(dist: torch.Tensor, ref: torch.Tensor, chromatic: bool = False) -> torc
     if chromatic:
         iq = _similarity(ref[:, 1:2], dist[:, 1:2], _T3) * _similarity(ref[:, 2:3], dist[:, 2:3], _T4)
         # real((S_I S_Q)^lambda) in MATLAB: a negative product contributes |.|^lambda cos(pi lambda)
-        sim = sim * iq.abs() ** _LAMBDA * torch.where(iq < 0, math.cos(math.pi * _LAMBDA), 1.0)
+        sim = sim * iq.abs() ** _LAMBDA
+        if chroma == "matlab":
+            sim = sim * torch.where(iq < 0, math.cos(math.pi * _LAMBDA), 1.0)
     return sim.sum(dim=(1, 2, 3)) / pc_max.sum(dim=(1, 2, 3))
 
 
@@ -162,7 +166,13 @@ class FSIMc(Metric):
     colors = ("rgb",)
     default_color = "rgb"
 
+    def __init__(self, color: str | None = None, crop: int = 0, chroma: str = "matlab") -> None:
+        super().__init__(color, crop)
+        if chroma not in ("matlab", "libraries"):
+            raise ConfigError(f"metric fsimc: chroma must be matlab or libraries, not {chroma!r}")
+        self.chroma = chroma
+
     def compute(self, x, y):
         if x.shape[1] == 1:  # a gray image has no chroma: I = Q = 0 on both sides
             x, y = x.expand(-1, 3, -1, -1), y.expand(-1, 3, -1, -1)
-        return fsim(x, y, chromatic=True)
+        return fsim(x, y, chromatic=True, chroma=self.chroma)
