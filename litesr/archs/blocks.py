@@ -5,13 +5,14 @@ Names of sub-modules follow the official code of the architectures that use them
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..upsamplers import Upsample, UpsampleOneStep, multistage_scale, pixelshuffle_block  # noqa: F401 (re-exported)
 
 
 def conv(in_channels: int, out_channels: int, kernel_size: int = 3, *, bias: bool = True, stride: int = 1,
@@ -21,42 +22,8 @@ def conv(in_channels: int, out_channels: int, kernel_size: int = 3, *, bias: boo
                      bias=bias, groups=groups, dilation=dilation, padding_mode=padding_mode)
 
 
-def pixelshuffle_block(in_channels: int, out_channels: int, scale: int, kernel_size: int = 3) -> nn.Sequential:
-    """One conv to ``out_channels * scale^2`` then PixelShuffle (IMDN/RFDN/RLFN ``upsampler``; keys ``0.weight``)."""
-    return nn.Sequential(conv(in_channels, out_channels * scale**2, kernel_size), nn.PixelShuffle(scale))
-
-
-class Upsample(nn.Sequential):
-    """EDSR/RCAN/SwinIR upsampler: log2(s) x (conv to 4C + PixelShuffle(2)) for powers of 2; conv to 9C + PS(3)."""
-
-    def __init__(self, scale: int, num_feat: int, *, bias: bool = True) -> None:
-        layers: list[nn.Module] = []
-        if scale & (scale - 1) == 0:
-            for _ in range(int(math.log2(scale))):
-                layers += [nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1, bias=bias), nn.PixelShuffle(2)]
-        elif scale == 3:
-            layers += [nn.Conv2d(num_feat, 9 * num_feat, 3, 1, 1, bias=bias), nn.PixelShuffle(3)]
-        else:
-            raise ValueError(f"scale {scale} is not supported; supported scales are 2^n and 3")
-        super().__init__(*layers)
-
-
-def upsample_scale(state_dict: Mapping[str, Tensor], prefix: str) -> int:
-    """The factor of an :class:`Upsample` stored under ``prefix``: each conv (``prefix.0``, ``prefix.2`` ...) multiplies
-    the channels by s^2 before a PixelShuffle(s). 1 when there is none (an empty upsampler)."""
-    scale, i = 1, 0
-    while f"{prefix}.{i}.weight" in state_dict:
-        weight = state_dict[f"{prefix}.{i}.weight"]
-        scale *= math.isqrt(weight.shape[0] // weight.shape[1])
-        i += 2
-    return scale
-
-
-class UpsampleOneStep(nn.Sequential):
-    """SwinIR 'pixelshuffledirect': a single conv to out_ch * s^2 and PixelShuffle(s)."""
-
-    def __init__(self, scale: int, num_feat: int, num_out_ch: int) -> None:
-        super().__init__(nn.Conv2d(num_feat, (scale**2) * num_out_ch, 3, 1, 1), nn.PixelShuffle(scale))
+# The upsamplers live in litesr.upsamplers (one module for every upsampler); re-exported here for the architectures.
+upsample_scale = multistage_scale
 
 
 class MeanShift(nn.Conv2d):
@@ -101,6 +68,10 @@ def channel_std(x: Tensor) -> Tensor:
 class CALayer(nn.Module):
     """Squeeze-and-excitation channel attention of RCAN (``conv_du``: 1x1 down, ReLU, 1x1 up, sigmoid)."""
 
+    # Declared for tiled inference (litesr.descriptor / litesr.tiling): the output is ``x * conv_du(squeeze)`` with
+    # the squeeze a per-channel statistic of the whole input, so tiles can be fed whole-image statistics.
+    whole_image_statistics: str | None = "mean"
+
     def __init__(self, channels: int, reduction: int = 16, *, bias: bool = True) -> None:
         super().__init__()
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
@@ -117,6 +88,8 @@ class CALayer(nn.Module):
 
 class CCALayer(CALayer):
     """IMDN's contrast-aware channel attention: the squeeze is mean + standard deviation of each channel."""
+
+    whole_image_statistics = "mean+std"
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.conv_du(channel_std(x) + self.avg_pool(x))

@@ -18,7 +18,6 @@ agree (all but the upsampler convolutions whose channel count depends on the sca
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import torch
@@ -26,6 +25,7 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError
 from ..registry import StateDict, register_arch, register_variant
+from ..upsamplers import multistage_scale
 from .base import SRModel
 from .blocks import MeanShift, Upsample, conv, count_indexed
 
@@ -58,13 +58,10 @@ def detect_rgb_range(sd: StateDict, default: float) -> float:
 
 
 def upsampler_scale(sd: StateDict, prefix: str, n_feats: int) -> int:
-    """The scale of an ``Upsample`` stored under ``prefix``: one conv to 9C for x3, log2(s) convs to 4C for 2^n."""
-    convs = sorted(int(m.group(1)) for k in sd if (m := re.match(re.escape(prefix) + r"\.(\d+)\.weight$", k)))
-    if not convs:
+    """The scale of an ``Upsample`` stored under ``prefix`` (:func:`litesr.upsamplers.multistage_scale`)."""
+    if f"{prefix}.0.weight" not in sd:
         raise KeyError(prefix)
-    if sd[f"{prefix}.{convs[0]}.weight"].shape[0] == 9 * n_feats:
-        return 3
-    return 2 ** len(convs)
+    return multistage_scale(sd, prefix)
 
 
 def _detect_edsr(sd: StateDict) -> dict | None:

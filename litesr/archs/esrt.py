@@ -31,7 +31,6 @@ model's own forward on the whole image, so its outputs on large images differ fr
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -40,6 +39,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
+from ..upsamplers import multistage_scale
 from .base import SRModel
 from .blocks import CALayer, Mlp, Upsample, conv, count_indexed, run_at_least
 
@@ -202,21 +202,13 @@ class Un(nn.Module):
         return self.weight1(x) + self.weight2(self.alise(folded))
 
 
-def _upsample_scale(sd: StateDict, prefix: str, channels: int) -> int:
-    scale, i = 1, 0
-    while f"{prefix}.{i}.weight" in sd:
-        scale *= math.isqrt(sd[f"{prefix}.{i}.weight"].shape[0] // channels)
-        i += 2
-    return scale
-
-
 def _detect(sd: StateDict) -> dict[str, Any] | None:
     if "head.0.weight" not in sd or "body.0.attention.atten.reduce.weight" not in sd or "up.1.conv.weight" not in sd:
         return None
     n_feats = int(sd["head.0.weight"].shape[0])
     squeezed = int(sd["body.0.encoder1.att.conv_du.0.weight"].shape[0])
     return {
-        "scale": _upsample_scale(sd, "tail.0", n_feats),
+        "scale": multistage_scale(sd, "tail.0"),
         "n_feats": n_feats,
         "n_blocks": count_indexed(sd, r"body\.(\d+)\."),
         "n_hpb": count_indexed(sd, r"body\.0\.encoder(\d+)\."),

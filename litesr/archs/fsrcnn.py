@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import StateDict, register_arch, register_variant
+from ..upsamplers import TransposedConvUpsampler
 from .base import SRModel
 
 _SCALES = (2, 3, 4)
@@ -77,7 +78,7 @@ class FSRCNN(SRModel):
             mid += [nn.Conv2d(s, s, 3, padding=1), nn.PReLU(s)]
         mid += [nn.Conv2d(s, d, 1), nn.PReLU(d)]
         self.mid_part = nn.Sequential(*mid)
-        self.last_part = nn.ConvTranspose2d(d, num_channels, 9, stride=scale, padding=4, output_padding=scale - 1)
+        self.last_part = TransposedConvUpsampler(d, scale, num_channels, kernel_size=9)  # keys last_part.weight/bias
         self._init_weights()
 
     def _init_weights(self) -> None:

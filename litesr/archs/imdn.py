@@ -6,15 +6,15 @@ State-dict names follow the official code (Zheng222/IMDN, ``model/architecture.p
 
 from __future__ import annotations
 
-import math
 import re
 
 import torch
 from torch import Tensor, nn
 
 from ..registry import StateDict, register_arch, register_variant
+from ..upsamplers import pixelshuffle_scale, register_swappable_tail, tail_upsampler
 from .base import SRModel
-from .blocks import CCALayer, conv, pixelshuffle_block
+from .blocks import CCALayer, conv
 
 
 class IMDModule(nn.Module):
@@ -48,7 +48,7 @@ def _detect(sd: StateDict) -> dict | None:
     nf = sd["fea_conv.weight"].shape[0]
     num_modules = len({m.group(1) for k in sd if (m := re.match(r"IMDB(\d+)\.", k))})
     out_nc = in_nc
-    scale = math.isqrt(sd["upsampler.0.weight"].shape[0] // out_nc)
+    scale = pixelshuffle_scale(sd, "upsampler.0.weight", out_nc)
     return {"scale": scale, "in_nc": in_nc, "nf": nf, "num_modules": num_modules, "out_nc": out_nc}
 
 
@@ -57,7 +57,8 @@ def _detect(sd: StateDict) -> dict | None:
 class IMDN(SRModel):
     """IMDN: information multi-distillation blocks with contrast-aware channel attention."""
 
-    def __init__(self, scale: int = 4, in_nc: int = 3, nf: int = 64, num_modules: int = 6, out_nc: int = 3) -> None:
+    def __init__(self, scale: int = 4, in_nc: int = 3, nf: int = 64, num_modules: int = 6, out_nc: int = 3,
+                 upsampler: str = "pixelshuffle") -> None:
         super().__init__()
         self.scale = scale
         self.num_modules = num_modules
@@ -66,7 +67,7 @@ class IMDN(SRModel):
             setattr(self, f"IMDB{i}", IMDModule(nf))
         self.c = nn.Sequential(conv(nf * num_modules, nf, 1), nn.LeakyReLU(0.05, inplace=True))
         self.LR_conv = conv(nf, nf, 3)
-        self.upsampler = pixelshuffle_block(nf, out_nc, scale)
+        self.upsampler = tail_upsampler("imdn", upsampler, nf, scale, out_nc)
 
     def forward(self, x: Tensor) -> Tensor:
         fea = self.fea_conv(x)
@@ -92,3 +93,5 @@ register_variant("imdn", "imdn", {}, description="IMDN (64 channels, 6 IMDBs)"
                  " [published: IMDN/SwinIR T3/SSIU; Mult-Adds: SwinIR T3]",
                  paper_params={2: 694_404, 3: 703_059, 4: 715_176},
                  paper_psnr=_IMDN_PUBLISHED, paper_macs={2: 158.8, 3: 71.5, 4: 40.9})
+
+register_swappable_tail("imdn")  # --model-opt upsampler=NAME (litesr.upsamplers)

@@ -21,15 +21,15 @@ inside ``forward``.
 
 from __future__ import annotations
 
-import math
 import re
 
 import torch
 from torch import Tensor, nn
 
 from ..registry import StateDict, register_arch, register_variant
+from ..upsamplers import pixelshuffle_scale, register_swappable_tail, tail_upsampler
 from .base import SRModel
-from .blocks import ESA, CALayer, conv, pixelshuffle_block, run_at_least
+from .blocks import ESA, CALayer, conv, run_at_least
 
 
 class ResidualDistillationBlock(nn.Module):
@@ -54,9 +54,11 @@ class ResidualDistillationBlock(nn.Module):
 def _detect(sd: StateDict) -> dict | None:
     if "blocks.0.c1.weight" not in sd or "blocks.0.ca.conv_du.0.weight" not in sd or "esa.conv1.weight" not in sd:
         return None
+    if "upsampler.0.weight" not in sd:  # a swapped tail: its config comes from the checkpoint's metadata
+        return None
     channels = sd["head.0.weight"].shape[0]
     return {
-        "scale": math.isqrt(sd["upsampler.0.weight"].shape[0] // 3),
+        "scale": pixelshuffle_scale(sd, "upsampler.0.weight", 3),
         "channels": channels,
         "num_blocks": len({m.group(1) for k in sd if (m := re.match(r"blocks\.(\d+)\.", k))}),
         "reduction": channels // sd["blocks.0.ca.conv_du.0.weight"].shape[0],
@@ -75,14 +77,14 @@ class RDESA(SRModel):
     min_size = ESA.min_size  # ESA's strided conv and max-pool need 15 pixels per side
 
     def __init__(self, scale: int = 4, channels: int = 48, num_blocks: int = 4, reduction: int = 16,
-                 esa_channels: int = 16) -> None:
+                 esa_channels: int = 16, upsampler: str = "pixelshuffle") -> None:
         super().__init__()
         self.scale = scale
         self.head = nn.Sequential(conv(3, channels), nn.ReLU(inplace=True))
         self.blocks = nn.ModuleList([ResidualDistillationBlock(channels, reduction) for _ in range(num_blocks)])
         self.fuse = conv(channels * num_blocks, channels, 1)
         self.esa = ESA(channels, esa_channels, full=False)
-        self.upsampler = pixelshuffle_block(channels, 3, scale)
+        self.upsampler = tail_upsampler("rdesa", upsampler, channels, scale, 3)
 
     def _forward(self, x: Tensor) -> Tensor:
         head = self.head(x)
@@ -100,3 +102,5 @@ class RDESA(SRModel):
 register_variant("rdesa", "rdesa", {}, description="RDESA (48 channels, 4 blocks), about 300K parameters at x4")
 register_variant("rdesa_s", "rdesa", {"channels": 32, "num_blocks": 4}, description="RDESA-S (32 channels, 4 blocks)")
 register_variant("rdesa_l", "rdesa", {"channels": 64, "num_blocks": 6}, description="RDESA-L (64 channels, 6 blocks)")
+
+register_swappable_tail("rdesa")  # --model-opt upsampler=NAME (litesr.upsamplers)

@@ -10,7 +10,6 @@ The released model was trained on pixels in [0, 255].
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -18,8 +17,9 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
+from ..upsamplers import pixelshuffle_scale, register_swappable_tail, tail_upsampler
 from .base import SRModel
-from .blocks import ESA, CCALayer, conv, count_indexed, pixelshuffle_block, run_at_least
+from .blocks import ESA, CCALayer, conv, count_indexed, run_at_least
 
 
 class RFDB(nn.Module):
@@ -70,7 +70,7 @@ def _detect(sd: StateDict) -> dict | None:
     nf = sd["fea_conv.weight"].shape[0]
     num_modules = count_indexed(sd, r"B(\d+)\.")
     out_nc = in_nc
-    scale = math.isqrt(sd["upsampler.0.weight"].shape[0] // out_nc)
+    scale = pixelshuffle_scale(sd, "upsampler.0.weight", out_nc)
     attention = "esa" if "B1.esa.conv1.weight" in sd else "cca"
     return {"scale": scale, "in_nc": in_nc, "nf": nf, "num_modules": num_modules, "out_nc": out_nc,
             "attention": attention}
@@ -84,7 +84,7 @@ class RFDN(SRModel):
     input_range = 255.0
 
     def __init__(self, scale: int = 4, in_nc: int = 3, nf: int = 48, num_modules: int = 6, out_nc: int = 3,
-                 attention: Literal["esa", "cca"] = "cca") -> None:
+                 attention: Literal["esa", "cca"] = "cca", upsampler: str = "pixelshuffle") -> None:
         super().__init__()
         if attention not in ("esa", "cca"):
             raise ConfigError(f"rfdn: attention must be 'esa' or 'cca', not {attention!r}")
@@ -96,7 +96,7 @@ class RFDN(SRModel):
             setattr(self, f"B{i}", RFDB(nf, attention))
         self.c = nn.Sequential(conv(nf * num_modules, nf, 1), nn.LeakyReLU(0.05, inplace=True))
         self.LR_conv = conv(nf, nf, 3)
-        self.upsampler = pixelshuffle_block(nf, out_nc, scale)
+        self.upsampler = tail_upsampler("rfdn", upsampler, nf, scale, out_nc)
 
     def forward(self, x: Tensor) -> Tensor:
         return run_at_least(self._forward, x, self.min_size, self.scale)
@@ -129,3 +129,5 @@ register_variant("rfdn_l", "rfdn", {"nf": 52}, description="RFDN-L (paper: 52 ch
 register_variant("e_rfdn", "rfdn", {"nf": 50, "num_modules": 4, "attention": "esa"},
                  description="E-RFDN, the AIM 2020 efficient-SR winner (50 channels, 4 RFDBs; RFDN_AIM.pth)",
                  paper_params={4: 433_448})
+
+register_swappable_tail("rfdn")  # --model-opt upsampler=NAME (litesr.upsamplers)

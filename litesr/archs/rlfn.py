@@ -8,13 +8,12 @@ of RLFN is the pruned form without ``conv_max``/``conv3_``. RLFN and RLFN-S have
 
 from __future__ import annotations
 
-import math
-
 from torch import Tensor, nn
 
 from ..registry import StateDict, register_arch, register_variant
+from ..upsamplers import pixelshuffle_scale, register_swappable_tail, tail_upsampler
 from .base import SRModel
-from .blocks import ESA, conv, count_indexed, pixelshuffle_block, run_at_least
+from .blocks import ESA, conv, count_indexed, run_at_least
 
 
 class RLFB(nn.Module):
@@ -42,7 +41,7 @@ def _detect(sd: StateDict) -> dict | None:
     feature_channels, in_channels = sd["conv_1.weight"].shape[:2]
     out_channels = in_channels
     config = {
-        "scale": math.isqrt(sd["upsampler.0.weight"].shape[0] // out_channels),
+        "scale": pixelshuffle_scale(sd, "upsampler.0.weight", out_channels),
         "in_channels": in_channels,
         "out_channels": out_channels,
         "feature_channels": feature_channels,
@@ -64,7 +63,8 @@ class RLFN(SRModel):
     min_size = ESA.min_size  # smaller inputs are padded
 
     def __init__(self, scale: int = 4, in_channels: int = 3, out_channels: int = 3, feature_channels: int = 52,
-                 mid_channels: int | None = None, num_blocks: int = 6, esa_channels: int = 16) -> None:
+                 mid_channels: int | None = None, num_blocks: int = 6, esa_channels: int = 16,
+                 upsampler: str = "pixelshuffle") -> None:
         super().__init__()
         mid_channels = mid_channels or feature_channels  # official RLFB: inner width defaults to the block width
         self.scale = scale
@@ -73,7 +73,7 @@ class RLFN(SRModel):
         for i in range(1, num_blocks + 1):
             setattr(self, f"block_{i}", RLFB(feature_channels, mid_channels, esa_channels))
         self.conv_2 = conv(feature_channels, feature_channels, 3)
-        self.upsampler = pixelshuffle_block(feature_channels, out_channels, scale)
+        self.upsampler = tail_upsampler("rlfn", upsampler, feature_channels, scale, out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
         return run_at_least(self._forward, x, self.min_size, self.scale)
@@ -101,3 +101,5 @@ register_variant("rlfn_s", "rlfn", {"feature_channels": 48},
 register_variant("rlfn_ntire", "rlfn", {"feature_channels": 46, "mid_channels": 48, "num_blocks": 4},
                  description="RLFN_Prune, the NTIRE 2022 efficient-SR winner (46 channels, 48 inner, 4 RLFBs)",
                  paper_params={4: 317_218})
+
+register_swappable_tail("rlfn")  # --model-opt upsampler=NAME (litesr.upsamplers)
