@@ -179,6 +179,11 @@ def deep_image_prior(image: np.ndarray, scale: int, *, config: DIPConfig | None 
     # The HR side must be a multiple of 2**scales and of the scale: pad the LR image to a size that gives one.
     multiple = math.lcm(2 ** cfg.scales, scale) // scale
     ph, pw = math.ceil(h / multiple) * multiple, math.ceil(w / multiple) * multiple
+    # The deepest level (2**scales smaller) must be at least 2 pixels a side for its reflection padding.
+    while ph * scale < 2 ** (cfg.scales + 1):
+        ph += multiple
+    while pw * scale < 2 ** (cfg.scales + 1):
+        pw += multiple
     lr = to_tensor(image, device)
     net = skip_network(cfg.input_depth, c, cfg.channels, cfg.channels, cfg.skip_channels, cfg.scales).to(device)
     down = LanczosDownsampler(scale, c).to(device)

@@ -110,7 +110,7 @@ def save_sr3(net: SR3UNet, cfg: SR3TrainConfig, out: str | os.PathLike) -> None:
 
 def load_sr3(path: str | os.PathLike) -> tuple[SR3UNet, Diffusion, int]:
     """Network, schedule and scale from a file written by :func:`train_sr3`."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -118,7 +118,7 @@ def load_sr3(path: str | os.PathLike) -> tuple[SR3UNet, Diffusion, int]:
         with safe_open(str(path), framework="pt") as f:
             meta = (f.metadata() or {}).get("litesr_sr3")
         state = load_file(str(path))
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise LitesrError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0]})") from None
     if meta is None:
         raise LitesrError(f"{path}: not an SR3 checkpoint written by litesr (no litesr_sr3 metadata)")

@@ -111,8 +111,8 @@ def downscale(x: Tensor, factor: float, kernel: Tensor | None = None) -> Tensor:
     padded = F.pad(x, (k // 2, (k - 1) // 2, k // 2, (k - 1) // 2), mode=mode)
     c = x.shape[1]
     blurred = F.conv2d(padded, kernel.to(x).expand(c, 1, k, k), groups=c)
-    rows = torch.from_numpy(np.round(np.linspace(0, h - 1 / factor, out_h)).astype(np.int64)).to(x.device)
-    cols = torch.from_numpy(np.round(np.linspace(0, w - 1 / factor, out_w)).astype(np.int64)).to(x.device)
+    rows = torch.from_numpy(np.round(np.linspace(0, h - factor, out_h)).astype(np.int64)).to(x.device)
+    cols = torch.from_numpy(np.round(np.linspace(0, w - factor, out_w)).astype(np.int64)).to(x.device)
     return blurred.index_select(-2, rows).index_select(-1, cols)
 
 
