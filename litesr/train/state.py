@@ -122,11 +122,11 @@ def warm_start(model: nn.Module, path: str | os.PathLike) -> tuple[list[str], li
 
 
 def pause_for_crash_test(point: str, iteration: int) -> None:
-    """Test-only hook: with ``LITESR_TEST_PAUSE=<point>@<iteration>:<marker file>`` the process writes the marker
-    and sleeps at that point, so that a crash test's SIGKILL lands exactly there. Points: ``step`` (after an
-    iteration), ``validation`` (after the first validation set), ``checkpoint-state`` (state written to its temporary
-    file, not renamed yet), ``checkpoint-weights`` (state in place, the first exported weights written, the others
-    not), ``checkpoint-manifest`` (every file but the manifest written)."""
+    """Test-only hook: with ``LITESR_TEST_PAUSE=<point>@<iteration>:<marker file>`` the process appends a line
+    with its pid to the marker file and sleeps at that point, so that a crash test's SIGKILL lands exactly there.
+    Points: ``step`` (after an iteration), ``validation`` (after the first validation set), ``checkpoint-state``
+    (state written to its temporary file, not renamed yet), ``checkpoint-weights`` (state in place, the first
+    exported weights written, the others not), ``checkpoint-manifest`` (every file but the manifest written)."""
     spec = os.environ.get(PAUSE_ENV)
     if not spec:
         return
@@ -134,7 +134,8 @@ def pause_for_crash_test(point: str, iteration: int) -> None:
     want, _, at = where.partition("@")
     if want != point or not at.isdigit() or int(at) != iteration or not marker:
         return
-    Path(marker).write_text(f"{point}@{iteration} pid {os.getpid()}\n", encoding="utf-8")
+    with open(marker, "a", encoding="utf-8") as f:  # one line per paused process (torchrun: each rank)
+        f.write(f"{point}@{iteration} pid {os.getpid()}\n")
     while True:  # until killed
         time.sleep(0.5)
 
