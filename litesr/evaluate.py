@@ -20,10 +20,15 @@ import torch
 from torch import nn
 
 from .data.benchmark import BenchmarkDataset, open_dataset
+from .data.degradations import Degradation, degrade_uint8, image_rng
 from .errors import ConfigError, DatasetError
 from .imresize import to_uint8_range
+from .inference import _DIHEDRAL as DIHEDRAL
+from .inference import _transform as transform
+from .inference import _untransform as untransform
 from .inference import resolve_device, run_model_with_luma
 from .metrics import calculate_metrics, rgb_to_y
+from .metrics.psnr_ssim import DEFAULT_SSIM_EXPONENTS, SSIMExponents
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class DatasetResult:
     crop_border: int = 0
     model: str = ""
     gray: str = "y"
+    self_ensemble: bool = False
 
     @property
     def psnr(self) -> float:
@@ -100,6 +106,10 @@ def evaluate(
     save_dir: str | os.PathLike | None = None,
     progress: bool = False,
     extra_metrics: Sequence[Any] = (),
+    self_ensemble: bool = False,
+    ssim_exponents: SSIMExponents = DEFAULT_SSIM_EXPONENTS,
+    degradation: Degradation | None = None,
+    degradation_seed: int = 0,
 ) -> DatasetResult:
     """PSNR/SSIM of ``model`` on ``dataset`` (a name under ``data_root``, a folder, or an opened dataset) at ``scale``.
 
@@ -110,7 +120,10 @@ def evaluate(
 
     The model is moved to ``device`` (``"auto"``: CUDA when available) and switched to ``scale`` if it is
     multi-scale; its train/eval mode and scale are restored afterwards. ``save_dir`` receives the SR images as
-    ``<name>.png``.
+    ``<name>.png``. ``self_ensemble`` averages the outputs of the 8 flips/transposes of the LR image before the
+    uint8 quantisation (the "+" rows of EDSR+/RCAN+); ``ssim_exponents`` are SSIM's alpha, beta, gamma (default 1).
+    ``degradation`` (:mod:`litesr.data.degradations`) makes each LR image from its HR one instead, seeded per image by
+    ``(degradation_seed, image index)``, so the same test set comes out on every run.
     """
     if isinstance(dataset, BenchmarkDataset):
         if dataset.scale != scale:
@@ -134,15 +147,21 @@ def evaluate(
         model.set_scale(scale)
     was_training = model.training
     model.to(target).eval()
-    result = DatasetResult(data.name, scale, lr_source=data.lr_source, y_channel=y_channel, crop_border=border,
-                           model=str(getattr(model, "litesr_arch", type(model).__name__)), gray=gray)
+    if degradation is not None and degradation.scale != scale:
+        raise ConfigError(f"the degradation was built for x{degradation.scale}, not x{scale}")
+    lr_source = data.lr_source if degradation is None else f"degradation:{degradation.name}:seed{degradation_seed}"
+    result = DatasetResult(data.name, scale, lr_source=lr_source, y_channel=y_channel, crop_border=border,
+                           model=str(getattr(model, "litesr_arch", type(model).__name__)), gray=gray,
+                           self_ensemble=self_ensemble)
     try:
         with _progress(progress, f"{data.name} x{scale}", len(data)) as advance, torch.inference_mode():
-            for item in data:
+            for index, item in enumerate(data):
                 sample = data.load_sample(item)
                 hr, lr = sample.hr, sample.lr
+                if degradation is not None:
+                    lr = degrade_uint8(hr, degradation, image_rng(degradation_seed, index))
                 x = torch.from_numpy(lr).to(target).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-                y, luma = run_model_with_luma(model, x)
+                y, luma = run_ensemble_with_luma(model, x) if self_ensemble else run_model_with_luma(model, x)
                 y = y[0]
                 sr = quantize_uint8(y)
                 if sr.shape != hr.shape:
@@ -160,7 +179,8 @@ def evaluate(
                     measured_sr = quantize_uint8(luma[0])[..., 0].astype(np.float64)
                     measured_hr, on_y, peak = rgb_to_y(hr), False, 255.0
                 try:
-                    metrics = calculate_metrics(measured_sr, measured_hr, border, y_channel=on_y, peak=peak)
+                    metrics = calculate_metrics(measured_sr, measured_hr, border, y_channel=on_y, peak=peak,
+                                                ssim_exponents=ssim_exponents)
                 except ValueError as exc:  # an image too small for the crop or the SSIM window
                     raise DatasetError(f"{item.hr_path}: {exc}") from None
                 scores = _extra_scores(extra_metrics, sr, hr, border, item.hr_path)
@@ -175,6 +195,23 @@ def evaluate(
         if previous_scale != scale:
             model.set_scale(previous_scale)
     return result
+
+
+def run_ensemble_with_luma(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`~litesr.inference.run_model_with_luma` averaged over the 8 dihedral transforms of ``x`` (Lim et al.'s
+    geometric self-ensemble): each output is transformed back before the mean; Y models average their luma plane too.
+    """
+    total, total_luma = None, None
+    for flips in DIHEDRAL:
+        y, luma = run_model_with_luma(model, transform(x, *flips))
+        y = untransform(y, *flips)
+        total = y if total is None else total + y
+        if luma is not None:
+            luma = untransform(luma, *flips)
+            total_luma = luma if total_luma is None else total_luma + luma
+    assert total is not None
+    n = len(DIHEDRAL)
+    return total / n, (total_luma / n if total_luma is not None else None)
 
 
 @contextmanager

@@ -48,6 +48,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="gray HR files: y = Y of three equal channels (default, BasicSR/IMDN/SwinIR); raw = their gray "
                         "values (Evaluate_PSNR_SSIM.m on 1-channel HR, as the published bicubic Set14 row)")
     p.add_argument("--crop", type=int, default=None, metavar="N", help="border pixels to ignore (default: the scale)")
+    p.add_argument("--degradation", default=None, metavar="NAME_OR_YAML",
+                   help="make the LR images from HR with a synthetic degradation instead (bicubic, classical, "
+                        "realesrgan, bsrgan, or a YAML file with a `type`), seeded per image: see docs/training.md")
+    p.add_argument("--degradation-seed", type=int, default=None, metavar="N",
+                   help="seed of --degradation (default: the YAML's `seed`, else 0); same seed, same LR set")
+    p.add_argument("--self-ensemble", action="store_true",
+                   help="average the 8 flips/transposes of each LR image (x8 time; the '+' rows of EDSR+/RCAN+)")
+    for name, letter in (("alpha", "luminance"), ("beta", "contrast"), ("gamma", "structure")):
+        p.add_argument(f"--ssim-{name}", type=float, default=1.0, metavar="X",
+                       help=f"SSIM exponent of the {letter} term (default 1, as every SR paper)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="let old torch checkpoints unpickle objects (trusted files only)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -109,6 +119,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--lr-dir names the LR folder of one dataset; give a single --dataset with it")
     if args.crop is not None and args.crop < 0:
         raise ConfigError(f"--crop must be >= 0, not {args.crop}")
+    from ..metrics.psnr_ssim import checked_ssim_exponents
+
+    try:
+        exponents = checked_ssim_exponents(args.ssim_alpha, args.ssim_beta, args.ssim_gamma)
+    except ValueError as exc:
+        raise ConfigError(f"--ssim-*: {exc}") from None
+    from ..data.degradations import build_degradation, degradation_seed
+
+    if args.degradation is not None and args.lr_source != "generate":
+        raise ConfigError("--degradation makes the LR images itself; it cannot be combined with --lr-source")
+    seed = args.degradation_seed if args.degradation_seed is not None else degradation_seed(args.degradation)
     extra = build_metrics(args)  # a typo or a missing weights file stops here, before any model time
     models = _models(args)
     model_name = args.model if args.model not in (None, "auto") else getattr(models[0][1], "litesr_arch", "model")
@@ -123,17 +144,21 @@ def run(args: argparse.Namespace) -> int:
         save_dir = args.save_images / data.name / f"x{scale}" if args.save_images is not None else None
         results.append(evaluate(model, data, scale, y_channel=not args.rgb, crop_border=args.crop,
                                 gray=args.gray, device=args.device, save_dir=save_dir, progress=show_progress,
-                                extra_metrics=extra))
+                                self_ensemble=args.self_ensemble, ssim_exponents=exponents,
+                                degradation=build_degradation(args.degradation, scale, where="--degradation"),
+                                degradation_seed=seed, extra_metrics=extra))
 
     console = Console()
     channel = "RGB" if args.rgb else "Y"
-    table = Table(title=f"{model_name}{f' ({weights})' if weights else ''}: PSNR/SSIM on {channel}")
+    plus = "+ (x8 self-ensemble)" if args.self_ensemble else ""
+    table = Table(title=f"{model_name}{plus}{f' ({weights})' if weights else ''}: PSNR/SSIM on {channel}")
     for col in ("dataset", "scale", "images", "LR", "PSNR (dB)", "SSIM"):
         table.add_column(col, justify="right" if col in ("scale", "images", "PSNR (dB)", "SSIM") else "left")
     for m in extra:
         table.add_column(m.name, justify="right")
     for (data, _, _), r in zip(jobs, results):
-        table.add_row(r.dataset, f"x{r.scale}", str(len(r.images)), data.describe(), f"{r.psnr:.2f}", f"{r.ssim:.4f}",
+        lr_label = data.describe() if args.degradation is None else r.lr_source
+        table.add_row(r.dataset, f"x{r.scale}", str(len(r.images)), lr_label, f"{r.psnr:.2f}", f"{r.ssim:.4f}",
                       *metric_cells(r, extra))
     if args.per_image:
         for r in results:
@@ -149,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         _write_atomic(args.csv, _csv_text(model_name, weights, results))
     if args.json is not None:
         payload = {"model": model_name, "weights": weights or None, "channel": channel,
+                   "self_ensemble": args.self_ensemble, "ssim_exponents": list(exponents),
                    "results": [r.to_dict() for r in results]}
         _write_atomic(args.json, json.dumps(payload, indent=2) + "\n")
     if args.save_images is not None:
