@@ -172,7 +172,7 @@ class DISTSNet(nn.Module):
         for k, (first, last) in enumerate(self._STAGES, start=1):
             s = nn.Sequential()
             for i in range(first, last + 1):
-                s.add_module(str(i), L2Pool(features[i - 1].out_channels) if k > 1 and i == first else features[i])
+                s.add_module(str(i), L2Pool(self.chns[k - 1]) if k > 1 and i == first else features[i])
                 self.stage_of[i] = k
             setattr(self, f"stage{k}", s)
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
