@@ -40,6 +40,10 @@ def read_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False) -> A
     except pickle.UnpicklingError as exc:
         if allow_pickle:
             raise CheckpointError(f"{path}: cannot unpickle ({exc})") from None
+        if "Unsupported operand" in str(exc) and "Unsupported global" not in str(exc):
+            # Not a pickle that asks for a forbidden class: bytes that are no pickle at all (random, wrong file).
+            raise CheckpointError(f"{path}: not a PyTorch checkpoint (not a zip archive, and not a pickle "
+                                  "stream either)") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported global"
         raise CheckpointError(
             f"{path}: refused to unpickle arbitrary objects ({first[:160]}). "
@@ -57,6 +61,10 @@ def read_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False) -> A
     ) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({msg[:200]})") from None
+    except (IndexError, KeyError, TypeError, UnicodeDecodeError, OverflowError, MemoryError) as exc:
+        # Random bytes read as a legacy pickle stream fail inside the unpickler itself.
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (its bytes do not decode: "
+                              f"{type(exc).__name__})") from None
 
 
 _THOP_COUNTERS = frozenset({"total_ops", "total_params"})

@@ -133,6 +133,10 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> Ima
             fmt = im.format or "?"
             if fmt not in READ_FORMATS:
                 raise ImageError(f"{path}: unsupported image format {fmt} (litesr reads PNG, JPEG, BMP, TIFF, WebP)")
+            frames = int(getattr(im, "n_frames", 1) or 1)
+            if frames > 1:  # upscaling the first frame alone would silently drop the others
+                raise ImageError(f"{path}: animated or multi-page {fmt} ({frames} frames); litesr upscales still "
+                                 "images: extract the frames first (e.g. ffmpeg -i IN frame%03d.png)")
             width, height = im.size
             if limit is not None and width * height > limit:
                 raise ImageError(

@@ -1,4 +1,4 @@
-"""Acceptance: awkward and broken inputs through ``litesr upscale``.
+"""Acceptance: awkward and broken inputs through ``litesr upscale`` (and broken configs through ``litesr train``).
 
 A failure must exit non-zero with exactly one line on stderr naming the file and the problem, and leave no output
 (nor temporary) file behind. A success must produce the right size, layout and bit depth.
@@ -231,3 +231,157 @@ def test_model_failures_become_one_line_errors(tmp_path: Path, capsys: pytest.Ca
     monkeypatch.setattr(litesr.inference, "upscale_image", fail)
     source = write_image(tmp_path / "dot.png", np.array([[[0.2, 0.5, 0.9]]]))
     expect_failure(capsys, tmp_path, source, source, "--model", "bicubic", words=words)
+
+
+# ------------------------------------------------------------------------- more kinds (colour, frames, files, races)
+
+
+def test_cmyk_jpeg_becomes_rgb(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rgb = np.zeros((16, 16, 3), dtype=np.uint8)
+    rgb[:, :8] = (200, 30, 30)
+    rgb[:, 8:] = (30, 30, 200)
+    source = tmp_path / "print.jpg"
+    PILImage.fromarray(rgb).convert("CMYK").save(source, quality=95)
+    assert PILImage.open(source).mode == "CMYK"
+    expect_success(capsys, source, "--model", "bicubic")
+    result = read_image(tmp_path / "print_x2.jpg")
+    assert (result.width, result.height, result.mode) == (32, 32, "RGB")
+    expected = np.asarray(PILImage.open(source).convert("RGB"), dtype=np.float32) / 255
+    np.testing.assert_allclose(result.rgb[8:24:2, 4:12:2], expected[4:12, 2:6], atol=0.08)  # red stays red
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG"])
+def test_animated_image_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture, fmt: str) -> None:
+    """Upscaling the first frame alone would drop the animation without a word: a clear refusal instead."""
+    frames = [PILImage.fromarray(RNG.integers(0, 256, (12, 14, 3), dtype=np.uint8)) for _ in range(3)]
+    path = tmp_path / f"clip.{fmt.lower()}"
+    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:], duration=80)
+    expect_failure(capsys, tmp_path, path, path, "--model", "bicubic", words=("animated", "3 frames"))
+
+
+def test_16bit_grayscale_stays_16bit_gray(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pixels = RNG.integers(0, 65536, (10, 12), dtype=np.uint16)
+    source = tmp_path / "xray.png"
+    PILImage.fromarray(pixels).save(source)
+    expect_success(capsys, source, "--model", "bicubic")
+    result = read_image(tmp_path / "xray_x2.png")
+    assert (result.width, result.height, result.channels, result.bit_depth) == (24, 20, 1, 16)
+    assert np.any(np.round(result.rgb * 65535) % 257 != 0)  # 16-bit levels, not 8-bit data stretched
+
+
+def test_truncated_safetensors(tmp_path: Path, capsys: pytest.CaptureFixture, tiny_checkpoint: Path) -> None:
+    weights = tmp_path / "cut.safetensors"
+    data = tiny_checkpoint.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    source = good_png(tmp_path / "a.png")
+    expect_failure(capsys, tmp_path, weights, source, "--weights", weights, words=("safetensors",))
+
+
+def test_random_bytes_pth(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    source = good_png(tmp_path / "a.png")
+    for i in range(3):  # different bytes fail at different places of torch.load
+        weights = tmp_path / f"noise{i}.pth"
+        weights.write_bytes(np.random.default_rng(i).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+        expect_failure(capsys, tmp_path, weights, source, "--weights", weights, words=("not a pytorch checkpoint",))
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder where creating a file fails: chmod 555 (or, as root, who ignores it, /sys)."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").touch()
+    except OSError:
+        return folder
+    (folder / "probe").unlink()
+    sysfs = Path("/sys")
+    try:
+        (sysfs / ".litesr_probe").touch()
+    except OSError:
+        return sysfs
+    pytest.skip("no folder here refuses new files (running as root, and /sys is writable)")
+
+
+def test_read_only_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    source = good_png(tmp_path / "a.png")
+    folder = _unwritable_folder(tmp_path)
+    target = folder / "a_x2.png"
+    before = listing(folder) if folder != Path("/sys") else None
+    expect_failure(capsys, tmp_path, target, source, "--model", "bicubic", "-o", target, words=("cannot write",))
+    assert not target.exists()
+    if before is not None:
+        assert listing(folder) == before
+
+
+def test_output_path_that_is_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    source = good_png(tmp_path / "a.png")
+    (tmp_path / "a_x2.png").mkdir()  # the default output name is taken by a folder
+    for extra in ((), ("--overwrite",)):
+        expect_failure(capsys, tmp_path, tmp_path / "a_x2.png", source, "--model", "bicubic", *extra,
+                       words=("folder",))
+
+
+def test_three_processes_write_one_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Three ``litesr upscale`` processes write the same outputs at once: every file ends complete and right."""
+    inputs = tmp_path / "in"
+    for i in range(6):
+        good_png(inputs / f"{i}.png", size=(48, 40))
+    reference = tmp_path / "reference"
+    expect_success(capsys, inputs, "--model", "bicubic", "-o", reference)
+    out = tmp_path / "out"
+    pids = []
+    for _ in range(3):
+        pid = os.fork()
+        if pid == 0:  # a child: never returns into pytest
+            rc = 99
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 1)
+                os.dup2(devnull, 2)
+                rc = main(["upscale", str(inputs), "--model", "bicubic", "-o", str(out), "--overwrite"])
+            finally:
+                os._exit(rc)
+        pids.append(pid)
+    statuses = [os.waitpid(pid, 0)[1] for pid in pids]
+    assert all(os.WIFEXITED(s) and os.WEXITSTATUS(s) == 0 for s in statuses), statuses
+    assert listing(out) == listing(reference)  # no temporary file left
+    for name in listing(reference):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+# ----------------------------------------------------------------------------------- bad training configs
+
+
+def expect_config_failure(capsys: pytest.CaptureFixture, tmp_path: Path, text: str,
+                          words: tuple[str, ...]) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(text.replace("OUT", str(tmp_path / "runs")), encoding="utf-8")
+    rc = main(["train", "--config", str(path)])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert err.endswith("\n") and err.count("\n") == 1 and str(path) in err, err
+    for word in words:
+        assert word in err, err
+    assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_yaml_with_a_tab_indent(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    expect_config_failure(capsys, tmp_path, "output: OUT\nmodel: {name: imdn}\ntrain:\n\tbatch_size: 8\n",
+                          ("line 4", "tabs"))
+
+
+def test_yaml_with_a_duplicated_key(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """PyYAML keeps the last of two equal keys; a config with one is refused instead."""
+    expect_config_failure(capsys, tmp_path, "output: OUT\nmodel: {name: imdn}\ntrain:\n  batch_size: 8\n"
+                          "  batch_size: 16\n", ("'batch_size' given twice", "lines 4 and 5"))
+
+
+@pytest.mark.parametrize(("line", "words"), [
+    ('  batch_size: "16"', ("train.batch_size", "'16'")),
+    ("  optimizer: {lr: fast}", ("train.optimizer.lr", "'fast'")),
+    ("  ema: {enabled: 1}", ("train.ema.enabled", "true or false")),
+])
+def test_config_with_wrong_types(tmp_path: Path, capsys: pytest.CaptureFixture, line: str,
+                                 words: tuple[str, ...]) -> None:
+    expect_config_failure(capsys, tmp_path, f"output: OUT\nmodel: {{name: imdn}}\ntrain:\n{line}\n", words)

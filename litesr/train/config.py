@@ -291,7 +291,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: invalid YAML{where} ({getattr(exc, 'problem', None) or exc})") from None
+        problem = str(getattr(exc, "problem", None) or exc)
+        if "'\\t'" in problem:
+            problem += "; YAML indents with spaces, not tabs"
+        raise ConfigError(f"{path}: invalid YAML{where} ({problem})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
