@@ -9,6 +9,9 @@ python -m pip install --quiet -c constraints.txt -e ".${extras:+[$extras]}"
 if [ "$extras" = "test" ]; then
   # spandrel is a reference implementation for parity tests; its torchvision import is stubbed in tests/conftest.py
   python -m pip install --quiet --no-deps spandrel==0.4.2
+  # The IQA reference libraries for tests/test_metrics_*.py; their package imports need torchvision/cv2, so they
+  # install without dependencies and tests/metrics_reference_libs.py loads only their metric modules
+  python -m pip install --quiet --no-deps pyiqa==0.1.16 piq==0.8.0 lpips==0.1.4
   # The studio's browser tests drive Debian's chromium through playwright (no browser download); without it they skip
   # and say why.
   as_root=""
