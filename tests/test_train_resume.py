@@ -1,5 +1,5 @@
 """A run stopped mid-way (SIGTERM in a subprocess, or the same stop path in-process) and resumed ends with exactly the
-weights of an uninterrupted run."""
+weights of an uninterrupted run; the config a run writes is exactly what its resume reads back."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ import yaml
 from safetensors.torch import load_file
 
 from litesr.data.train import make_synthetic_set
-from litesr.train import Trainer, build_config, read_state, run
+from litesr.errors import ConfigError
+from litesr.train import Trainer, build_config, load_config, read_state, run
+from litesr.train.config import dump_config, packaged_configs_dir, read_yaml
 
 TOTAL = 12
 
@@ -122,3 +124,55 @@ def test_stop_with_workers_then_resume_matches(reference) -> None:
     run(cfg, resume=run_dir)
     assert_same(load_file(run_dir / "net_last.safetensors"), net_ref)
     assert_same(load_file(run_dir / "net_ema_last.safetensors"), ema_ref)
+
+
+# ------------------------------------------------------------------------------- what a run writes, it reads back
+
+
+def _optimizer_keys_apply(cfg: dict) -> None:
+    from litesr.train.config import OPTIMIZER_KEYS, SCHEDULER_KEYS
+
+    for section, value in cfg["train"].items():
+        if section.startswith("optimizer"):
+            assert set(value) <= OPTIMIZER_KEYS[value["type"]], (section, sorted(value))
+        if section.startswith("scheduler"):
+            assert set(value) <= SCHEDULER_KEYS[value["type"]], (section, sorted(value))
+
+
+@pytest.mark.parametrize("shipped", sorted(p.stem for p in packaged_configs_dir().glob("*.yml")))
+def test_shipped_config_round_trip_is_identity(tmp_path: Path, shipped: str) -> None:
+    """dump -> load -> dump gives the same text, and only keys of the chosen types are written."""
+    cfg = load_config(shipped)
+    _optimizer_keys_apply(cfg)
+    dump_config(cfg, tmp_path / "a.yml")
+    again = load_config(tmp_path / "a.yml")
+    dump_config(again, tmp_path / "b.yml")
+    assert again == cfg
+    assert (tmp_path / "a.yml").read_text() == (tmp_path / "b.yml").read_text()
+
+
+def test_flag_form_round_trip_is_identity(tmp_path: Path) -> None:
+    from litesr.cli import build_parser
+    from litesr.cli.train import flags_from_args
+
+    args = build_parser().parse_args(
+        ["train", "--model", "imdn", "--scale", "2", "--train_dir", "hr", "--val_dir", "Set5/HR", "--iters", "40",
+         "--batch_size", "4", "--patch_size", "48", "--workers", "0", "--seed", "7", "--precision", "fp32",
+         "val.every=0", "checkpoint.every=5", "--output", str(tmp_path / "runs"), "--name", "cut"])
+    cfg = build_config({}, source="command line", overrides=args.overrides, flags=flags_from_args(args))
+    _optimizer_keys_apply(cfg)
+    assert "momentum" not in cfg["train"]["optimizer"]  # the key that broke --resume of every flag-started run
+    dump_config(cfg, tmp_path / "config.yml")
+    assert build_config(read_yaml(tmp_path / "config.yml"), source="config.yml") == cfg
+
+
+def test_state_written_before_the_fix_still_resumes(tmp_path: Path) -> None:
+    """A version-1 state carries every schema default (momentum for adamw): its config is read as what applies."""
+    old = build_config({"model": {"name": "imdn"}, "output": str(tmp_path)})
+    old["train"]["optimizer"]["momentum"] = 0.9
+    old["train"]["scheduler"].update(milestones=[], gamma=0.5, periods=[], restart_weights=[])
+    torch.save({"format": "litesr-train-state", "version": 1, "config": old}, tmp_path / "state_last.pt")
+    cfg = build_config(read_state(tmp_path)["config"], source="state_last.pt")
+    assert "momentum" not in cfg["train"]["optimizer"] and "gamma" not in cfg["train"]["scheduler"]
+    with pytest.raises(ConfigError, match="momentum is not used by the 'adamw'"):
+        build_config({**old, "train": {**old["train"]}}, source="state_last.pt")
