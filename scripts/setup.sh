@@ -12,6 +12,8 @@ if [ "$extras" = "test" ]; then
   # The IQA reference libraries for tests/test_metrics_*.py; their package imports need torchvision/cv2, so they
   # install without dependencies and tests/metrics_reference_libs.py loads only their metric modules
   python -m pip install --quiet --no-deps pyiqa==0.1.16 piq==0.8.0 lpips==0.1.4
+  # spandrel reads SRFormer through its extra (non-commercial) architectures package
+  python -m pip install --quiet --no-deps spandrel-extra-arches==0.2.0
   # The studio's browser tests drive Debian's chromium through playwright (no browser download); without it they skip
   # and say why.
   as_root=""

@@ -307,8 +307,7 @@ class SwinIR(SRModel):
             upsampler = ""  # scale 1 (denoising, JPEG) always uses the restoration head with a global residual
         elif upsampler == "":
             raise ConfigError(f"upsampler '' is the scale-1 restoration head; x{scale} needs an SR upsampler")
-        if img_size is not None and (img_size <= window_size or img_size % window_size):
-            raise ConfigError(f"img_size {img_size} must be a multiple of window_size {window_size} larger than it")
+        self.check_img_size(img_size, window_size)
         if any(embed_dim % n for n in heads):
             raise ConfigError(f"embed_dim {embed_dim} is not divisible by every num_heads entry {heads}")
         self.scale, self.upsampler, self.window_size = scale, upsampler, window_size
@@ -325,6 +324,10 @@ class SwinIR(SRModel):
         self.conv_after_body = residual_conv(embed_dim, resi_connection)
         self.make_reconstruction(embed_dim, in_chans, scale, upsampler)
         self.apply(_init_weights)
+
+    def check_img_size(self, img_size: int | None, window_size: int) -> None:
+        if img_size is not None and (img_size <= window_size or img_size % window_size):
+            raise ConfigError(f"img_size {img_size} must be a multiple of window_size {window_size} larger than it")
 
     def make_layers(self, dim: int, depths: tuple[int, ...], heads: tuple[int, ...], window_size: int,
                     mlp_ratio: float, qkv_bias: bool, drop_path_rate: float, resi_connection: str,
