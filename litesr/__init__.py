@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from . import perceptual  # noqa: F401  (registers the perceptual, texture and tv losses with losses.build_loss)
 from .checkpoint import load_state_dict, save_safetensors
+from .descriptor import ModelDescriptor, describe
 from .detect import detect_architecture, load_model
 from .errors import CheckpointError, ConfigError, DatasetError, ImageError, LitesrError
 from .images import Image, read_image, write_image
@@ -24,8 +25,10 @@ __all__ = [
     "Image",
     "ImageError",
     "LitesrError",
+    "ModelDescriptor",
     "count_parameters",
     "create_model",
+    "describe",
     "detect_architecture",
     "get_variant",
     "list_models",

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .descriptor import describe
 from .errors import CheckpointError
 
 # Containers the training frameworks wrap state dicts in, most specific first (BasicSR keeps EMA weights apart).
@@ -114,7 +115,7 @@ def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], *, source: str
     unexpected = [k for k in state_dict if k not in own]
     wrong = [k for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
     if missing or unexpected or wrong:
-        arch = getattr(model, "litesr_arch", type(model).__name__)
+        arch = describe(model).label
         parts = []
         if missing:
             parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")

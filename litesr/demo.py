@@ -22,7 +22,7 @@ SIZE = 256
 _SUPERSAMPLE = 2
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def label_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
@@ -95,9 +95,9 @@ def _draw_scene(n: int) -> np.ndarray:
     draw = ImageDraw.Draw(im)
 
     # Lettering: a title and a line of small type with digits.
-    draw.text((10 * u, 8 * u), "litesr", fill=(255, 255, 255), font=_font(int(34 * u)), stroke_width=int(u),
+    draw.text((10 * u, 8 * u), "litesr", fill=(255, 255, 255), font=label_font(int(34 * u)), stroke_width=int(u),
               stroke_fill=(20, 30, 60))
-    draw.text((12 * u, 50 * u), "super-resolution 0123456789", fill=(250, 250, 210), font=_font(int(11 * u)))
+    draw.text((12 * u, 50 * u), "super-resolution 0123456789", fill=(250, 250, 210), font=label_font(int(11 * u)))
     return np.asarray(im)
 
 

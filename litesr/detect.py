@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .checkpoint import extract_state_dict, load_into, read_checkpoint
+from .descriptor import describe, is_multi_scale_builder
 from .errors import CheckpointError, ConfigError
 from .registry import StateDict, all_archs, all_variants, create_model, get_variant
 
@@ -142,14 +143,14 @@ def load_model(
         built_scale = cfg.get("scale")
         if built_scale is not None and built_scale != scale:
             spec = all_archs()[all_variants()[name].arch]
-            if not getattr(spec.builder, "multi_scale", False):
+            if not is_multi_scale_builder(spec.builder):
                 raise ConfigError(f"{source}: checkpoint is for x{built_scale}, but x{scale} was asked for")
         else:
             cfg["scale"] = scale
     net = create_model(name, **cfg)
     # BasicSR files hold ``params`` and ``params_ema`` (same shapes); detection used the default preference, but an
     # architecture whose official test reads the other set names it in ``preferred_param_key`` (e.g. light SAFMN++).
-    preferred = getattr(net, "preferred_param_key", None)
+    preferred = describe(net).preferred_param_key
     if param_key is None and preferred and isinstance(raw, Mapping) and isinstance(raw.get(preferred), Mapping):
         state_dict = extract_state_dict(raw, param_key=preferred, source=source)
     load_into(net, state_dict, source=source)
@@ -160,4 +161,4 @@ def load_model(
 
 
 def _multi_scale(match: Match) -> bool:
-    return bool(getattr(all_archs()[match.arch].builder, "multi_scale", False))
+    return is_multi_scale_builder(all_archs()[match.arch].builder)

@@ -21,14 +21,13 @@ from torch import nn
 
 from .data.benchmark import BenchmarkDataset, open_dataset
 from .data.degradations import Degradation, degrade_uint8, image_rng
+from .descriptor import describe
 from .errors import ConfigError, DatasetError
 from .imresize import to_uint8_range
-from .inference import _DIHEDRAL as DIHEDRAL
-from .inference import _transform as transform
-from .inference import _untransform as untransform
 from .inference import resolve_device, run_model_with_luma
 from .metrics import calculate_metrics, rgb_to_y
 from .metrics.psnr_ssim import DEFAULT_SSIM_EXPONENTS, SSIMExponents
+from .tiling import DIHEDRAL, transform, untransform
 
 
 @dataclass(frozen=True)
@@ -139,11 +138,11 @@ def evaluate(
     target = _device(device, model)
     out_dir = Path(save_dir) if save_dir is not None else None
 
-    previous_scale = int(getattr(model, "scale", scale))
+    descriptor = describe(model)
+    previous_scale = descriptor.scale
     if previous_scale != scale:
-        if not getattr(model, "multi_scale", False) or not hasattr(model, "set_scale"):
-            name = getattr(model, "litesr_arch", type(model).__name__)
-            raise ConfigError(f"{name} is built for x{previous_scale}; it cannot be evaluated at x{scale}")
+        if not descriptor.multi_scale or not hasattr(model, "set_scale"):
+            raise ConfigError(f"{descriptor.label} is built for x{previous_scale}; it cannot be evaluated at x{scale}")
         model.set_scale(scale)
     was_training = model.training
     model.to(target).eval()
@@ -151,7 +150,7 @@ def evaluate(
         raise ConfigError(f"the degradation was built for x{degradation.scale}, not x{scale}")
     lr_source = data.lr_source if degradation is None else f"degradation:{degradation.name}:seed{degradation_seed}"
     result = DatasetResult(data.name, scale, lr_source=lr_source, y_channel=y_channel, crop_border=border,
-                           model=str(getattr(model, "litesr_arch", type(model).__name__)), gray=gray,
+                           model=descriptor.arch, gray=gray,
                            self_ensemble=self_ensemble)
     try:
         with _progress(progress, f"{data.name} x{scale}", len(data)) as advance, torch.inference_mode():

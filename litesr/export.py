@@ -10,8 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import atomic_output
+from .descriptor import describe
 from .errors import LitesrError
-from .inference import model_contract, run_model
+from .forward import run_model
 
 
 class _ContractWrapper(nn.Module):
@@ -33,9 +34,9 @@ def export_onnx(
         import onnx  # noqa: F401
     except ImportError as exc:
         raise LitesrError("ONNX export needs the onnx package: pip install 'litesr[onnx]'") from exc
-    _, color_space, _, _ = model_contract(model)
-    if color_space != "rgb":
-        raise LitesrError(f"{getattr(model, 'litesr_arch', type(model).__name__)}: only RGB models export to ONNX")
+    descriptor = describe(model)
+    if descriptor.color_space != "rgb":
+        raise LitesrError(f"{descriptor.label}: only RGB models export to ONNX")
     path = Path(path)
     wrapper = _ContractWrapper(model.eval()).eval()
     sample = torch.rand(1, 3, *sample_hw)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .descriptor import describe
 from .errors import ConfigError, LitesrError
 from .registry import Variant, all_variants, count_parameters, create_model, get_arch
 
@@ -152,7 +153,7 @@ def _variant_signature(variant: Variant, scale: int) -> dict[str, tuple[int, ...
 
 def _match_variant(model: nn.Module, variants: Iterable[Variant], scale: int) -> Variant | None:
     """The variant (of ``variants``) whose deploy form has the state-dict shapes of ``model``'s deploy form."""
-    arch = getattr(model, "litesr_arch", None)
+    arch = describe(model).arch
     candidates = [v for v in variants if v.arch == arch]
     if not candidates:
         return None
@@ -212,8 +213,9 @@ def build_leaderboard(
             except (LitesrError, RuntimeError) as exc:
                 log(f"skipped {path.name}: {_one_line(exc)[:120]}")
                 continue
-            if int(getattr(model, "scale", scale)) != scale:
-                if not getattr(model, "multi_scale", False) or scale not in get_arch(model.litesr_arch).scales:
+            descriptor = describe(model)
+            if descriptor.scale != scale:
+                if not descriptor.multi_scale or scale not in get_arch(descriptor.arch).scales:
                     log(f"skipped {path.name}: x{model.scale}")
                     continue
                 model.set_scale(scale)
@@ -221,7 +223,7 @@ def build_leaderboard(
             if variant is not None and not entries[variant.name].measured:
                 entry = entries[variant.name]
             else:
-                arch = str(getattr(model, "litesr_arch", "model"))
+                arch = descriptor.arch
                 known = variant or _match_variant(model, all_variants().values(), scale)
                 entry = Entry(f"{known.name if known else arch} ({path.name})", arch, scale)
                 deployed = _deploy_form(model)

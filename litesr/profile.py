@@ -21,7 +21,6 @@ Peak memory is the process's peak RSS during the timed runs on the CPU (the kern
 from __future__ import annotations
 
 import math
-import os
 import statistics
 import time
 from collections import defaultdict
@@ -32,6 +31,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from .descriptor import describe, meta_copy
+from .forward import run_model
+from .memory import peak_rss, reset_peak_rss
 
 aten = torch.ops.aten
 
@@ -159,19 +162,10 @@ class OpCount:
         return d
 
 
-def _meta_copy(model: nn.Module) -> nn.Module:
-    """The same architecture on the meta device (no memory, no compute), so counting is free at any size."""
-    import copy
-
-    meta = copy.deepcopy(model).to("meta") if any(p.device.type != "meta" for p in model.parameters()) else model
-    return meta
-
-
 def count_ops(model: nn.Module, input_hw: tuple[int, int], in_channels: int | None = None) -> OpCount:
     """Count the operations of one forward pass on an input of ``input_hw`` (LR size), batch 1."""
-    from .inference import model_contract, run_model
-
-    _, color_space, _, scale = model_contract(model)
+    d = describe(model)
+    color_space, scale = d.color_space, d.scale
     channels = in_channels or 3
 
     def count(net: nn.Module, x: Tensor) -> OpCounter:
@@ -186,7 +180,7 @@ def count_ops(model: nn.Module, input_hw: tuple[int, int], in_channels: int | No
 
     counted_on = "meta"
     try:
-        counter = count(_meta_copy(model).eval(), torch.zeros(1, channels, *input_hw, device="meta"))
+        counter = count(meta_copy(model).eval(), torch.zeros(1, channels, *input_hw, device="meta"))
     except (NotImplementedError, RuntimeError):
         # Data-dependent control flow (nonzero, .item()) has no meta kernel: count a real run on the CPU.
         if any(p.device.type == "meta" for p in model.parameters()):
@@ -211,27 +205,6 @@ def count_ops(model: nn.Module, input_hw: tuple[int, int], in_channels: int | No
 def lr_size_for_output(output_hw: tuple[int, int], scale: int) -> tuple[int, int]:
     """LR size whose xs output is (about) ``output_hw``: 1280x720 at x3 gives 427x240, as SwinIR counts."""
     return (round(output_hw[0] / scale), round(output_hw[1] / scale))
-
-
-def _rss_peak_reset() -> bool:
-    """Reset the kernel's peak-RSS counter of this process (Linux >= 4.0); False where not possible."""
-    try:
-        with open(f"/proc/{os.getpid()}/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _rss_kib(field_name: str) -> int | None:
-    try:
-        with open(f"/proc/{os.getpid()}/status") as f:
-            for line in f:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 @dataclass
@@ -263,7 +236,6 @@ def measure_latency(
     channels-last when the model's precision is reduced. ``threads`` applies to these runs only.
     """
     from .errors import ConfigError
-    from .inference import run_model
 
     if precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"unknown precision {precision!r} (use fp32, bf16 or fp16)")
@@ -301,7 +273,7 @@ def _measure_latency(model: nn.Module, input_hw: tuple[int, int], precision: str
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    reset = not cuda and _rss_peak_reset()
+    reset = not cuda and reset_peak_rss()
     for _ in range(runs):
         if cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -317,8 +289,8 @@ def _measure_latency(model: nn.Module, input_hw: tuple[int, int], precision: str
     if cuda:
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
-        hwm = _rss_kib("VmHWM") if reset else None
-        peak = hwm / 1024 if hwm is not None else None
+        hwm = peak_rss() if reset else None
+        peak = hwm / 2**20 if hwm is not None else None
     return Latency(precision, torch.get_num_threads(), device, statistics.median(times), min(times), runs, peak)
 
 
@@ -362,11 +334,10 @@ def profile_model(
     ``latency_hw`` inputs for every precision and thread count asked for. With ``deploy``, re-parameterisable
     models are counted and timed in their deploy form (what inference runs)."""
     from .fast import fold_deploy, prepare_model
-    from .inference import model_contract
 
     if deploy:
         model = fold_deploy(model)
-    scale = model_contract(model)[3]
+    scale = describe(model).scale
     params = sum(p.numel() for p in model.parameters())
     prof = Profile(
         name,

@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from .descriptor import bind
 from .errors import ConfigError
 
 StateDict = Mapping[str, Tensor]
@@ -179,8 +180,7 @@ def create_model(name: str, scale: int | None = None, *, pretrained: bool = Fals
     if scale not in spec.scales:
         raise ConfigError(f"{name} supports scales {', '.join(f'x{s}' for s in spec.scales)}, not x{scale}")
     model = spec.builder(scale=scale, **merged)
-    model.litesr_arch = spec.name  # type: ignore[assignment]
-    model.litesr_config = {"scale": scale, **merged}  # type: ignore[assignment]
+    bind(model, spec.name, {"scale": scale, **merged}, variant.name)
     if pretrained:
         from .checkpoint import load_pretrained
 

@@ -1,8 +1,7 @@
-"""The fast path (litesr.fast): deploy folding, precision and backends, memory budgets, pipelined folders."""
+"""The fast path (litesr.fast): deploy folding, precision and backends, NHWC kernel swaps, the upscale CLI's options."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from litesr.checkpoint import save_safetensors
 from litesr.cli import main
 from litesr.errors import ConfigError
 from litesr.images import read_image, write_image
-from litesr.inference import run_model, tile_for_memory, upscale_tensor
+from litesr.inference import run_model, upscale_tensor
 from litesr.registry import get_arch
 
 
@@ -65,94 +64,6 @@ def test_onnx_backend_runs_in_the_engine_equal_to_torch_within_1e4(tmp_path):
     assert (tiled - upscale_tensor(model, x, tile=12, tile_overlap=6)).abs().max().item() <= 1e-4
     with pytest.raises(ConfigError, match="fp32"):
         fast.prepare_model(model, backend="onnx", precision="bf16")
-
-
-def test_auto_precision_follows_the_hardware(monkeypatch):
-    monkeypatch.setattr(fast, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16", "amx_tile"}))
-    assert fast.auto_precision("cpu") == "bf16"
-    monkeypatch.setattr(fast, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
-    assert fast.auto_precision("cpu") == "fp32" and fast.cpu_has_bf16()
-
-
-@pytest.mark.parametrize("text,expected", [("2GB", 2 * 10**9), ("1.5GiB", 3 * 2**29), ("512 MB", 512 * 10**6),
-                                           ("800M", 800 * 10**6), ("4096", 4096), (1000, 1000)])
-def test_parse_memory(text, expected):
-    assert fast.parse_memory(text) == expected
-
-
-@pytest.mark.parametrize("text", ["two gigs", "2XB", "0GB", ""])
-def test_parse_memory_refuses_nonsense(text):
-    with pytest.raises(ConfigError, match="memory"):
-        fast.parse_memory(text)
-
-
-def test_process_budget_sizes_tiles_from_measured_resident_memory():
-    model = tiny("imdn")
-    calibration = fast.rss_per_pixel(model)
-    if calibration is None:
-        pytest.skip("the peak RSS cannot be reset here (not Linux)")
-    per_pixel, fixed = calibration
-    assert per_pixel > 100 and fixed >= 0  # 16 channels: at least a few float maps per pixel
-    rss = fast.current_rss()
-    assert fast.tile_for_process(model, (64, 64), rss + 2**30) is None  # a gigabyte more: one pass
-    generous = fast.tile_for_process(model, (1000, 1000), rss + 512 * 2**20)
-    tight = fast.tile_for_process(model, (1000, 1000), rss + 384 * 2**20)
-    assert generous is not None and tight is not None and 32 <= tight < generous
-    with pytest.raises(ConfigError, match="too small"):
-        fast.tile_for_process(model, (1000, 1000), rss + 2**20, precision="fp32")
-
-
-def test_smaller_budgets_give_smaller_tiles_and_the_same_picture():
-    model = tiny("imdn")
-    x = image(96, 120)
-    tiles = []
-    budget = 2**30
-    while True:  # halve the budget until not even the smallest tile fits
-        try:
-            tiles.append((budget, tile_for_memory(model, (1, 96, 120), budget)))
-        except ConfigError:
-            break
-        budget //= 2
-    sides = [side for _, side in tiles]
-    assert sides[0] is None  # a large budget: one pass
-    chosen = [side for side in sides if side is not None]
-    assert len(set(chosen)) >= 2 and chosen == sorted(chosen, reverse=True) and chosen[-1] >= 16
-    budget = next(b for b, side in tiles if side is not None)  # the largest tile: few tiles, a fast test
-    whole = upscale_tensor(model, x)
-    budgeted = upscale_tensor(model, x, max_memory=budget, tile_overlap=16)
-    assert (budgeted - whole).abs().max().item() <= 1 / 255
-
-
-def test_pipeline_decodes_ahead_while_the_model_works_and_keeps_order():
-    second_loaded = threading.Event()
-
-    def load(job):
-        if job == 1:
-            second_loaded.set()
-        if job == 3:
-            raise ValueError("broken file")
-        return job * 10
-
-    def compute(job, value):
-        if job == 0:  # the next image is decoded while this one is computed
-            assert second_loaded.wait(timeout=20)
-        return value + 1
-
-    stored = []
-    results = list(fast.pipelined(range(6), load, compute, lambda job, value: stored.append((job, value))))
-    assert [job for job, _ in results] == list(range(6))
-    assert [type(error).__name__ if error else None for _, error in results] == [None, None, None, "ValueError",
-                                                                                 None, None]
-    assert stored == [(0, 1), (1, 11), (2, 21), (4, 41), (5, 51)]
-
-
-def test_pipeline_stops_cleanly_when_closed_early():
-    seen = []
-    pipeline = fast.pipelined(range(1000), lambda j: j, lambda j, v: v, lambda j, v: seen.append(j), prefetch=2)
-    assert next(pipeline) == (0, None)
-    pipeline.close()
-    assert len(seen) < 20
-    assert not [t for t in threading.enumerate() if t.name in ("litesr-decode", "litesr-encode")]
 
 
 def test_upscale_cli_folder_with_fast_options(tmp_path: Path, capsys: pytest.CaptureFixture):

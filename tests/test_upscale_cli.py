@@ -11,9 +11,9 @@ import torch
 import litesr
 from litesr.checkpoint import save_safetensors
 from litesr.cli import main
-from litesr.cli.upscale import DEFAULT_MODELS
 from litesr.images import read_image, write_image
 from litesr.registry import get_arch, get_variant
+from litesr.upscale_jobs import DEFAULT_MODELS
 
 RNG = np.random.default_rng(3)
 
@@ -150,8 +150,8 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
 
 def test_large_images_are_tiled_to_the_free_memory(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import litesr.cli.upscale as upscale
     import litesr.inference as inference
+    import litesr.upscale_jobs as upscale
 
     source = picture(tmp_path / "a.png", 40, 56)
     assert run_cli(capsys, source, "--weights", tiny_checkpoint, "--suffix", "_whole")[0] == 0
@@ -167,7 +167,7 @@ def test_large_images_are_tiled_to_the_free_memory(tmp_path: Path, capsys: pytes
     # A budget for the image, its result buffers and the passes of a ~24-pixel tile.
     budget = int(40 * 56 * 3 * 4 * 9 + inference.activation_bytes_per_pixel(litesr.load_model(tiny_checkpoint)) * 576)
     monkeypatch.setattr(upscale, "AUTO_TILE_PIXELS", 100)  # "large" from 100 pixels on
-    monkeypatch.setattr(upscale, "_memory_budget", lambda device: budget)
+    monkeypatch.setattr(upscale, "free_memory_budget", lambda device: budget)
     monkeypatch.setattr(inference, "tile_for_memory", spy)
     assert run_cli(capsys, source, "--weights", tiny_checkpoint, "--suffix", "_tiled")[0] == 0
     assert budgets == [budget] and chosen[0] is not None and 16 <= chosen[0] < 40  # it did tile

@@ -33,6 +33,19 @@ class SRModel(nn.Module):
     multi_scale: ClassVar[bool] = False
     scale: int
 
+    # Read-only views of litesr.describe(self), for code written against the attributes earlier versions patched on.
+    @property
+    def litesr_arch(self) -> str:
+        from ..descriptor import describe
+
+        return describe(self).arch
+
+    @property
+    def litesr_config(self) -> dict:
+        from ..descriptor import describe
+
+        return dict(describe(self).config)
+
     def set_scale(self, scale: int) -> None:
         if scale != self.scale and not self.multi_scale:
             raise ValueError(f"{type(self).__name__} is built for x{self.scale}, not x{scale}")

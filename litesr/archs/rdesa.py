@@ -100,7 +100,8 @@ class RDESA(SRModel):
 
 
 register_variant("rdesa", "rdesa", {}, description="RDESA (48 channels, 4 blocks), about 300K parameters at x4")
-register_variant("rdesa_s", "rdesa", {"channels": 32, "num_blocks": 4}, description="RDESA-S (32 channels, 4 blocks)")
+register_variant("rdesa_s", "rdesa", {"channels": 32, "num_blocks": 4}, description="RDESA-S (32 channels, 4 blocks)",
+                 pretrained={2: "rdesa_s_x2.safetensors", 3: "rdesa_s_x3.safetensors", 4: "rdesa_s_x4.safetensors"})
 register_variant("rdesa_l", "rdesa", {"channels": 64, "num_blocks": 6}, description="RDESA-L (64 channels, 6 blocks)")
 
 register_swappable_tail("rdesa")  # --model-opt upsampler=NAME (litesr.upsamplers)

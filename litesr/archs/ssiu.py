@@ -230,4 +230,4 @@ register_variant("ssiu", "ssiu", {}, description="SSIU (64 channels, 9 unfolding
                  paper_params={2: 777_827, 3: 798_627, 4: 794_467},
                  paper_psnr=_SSIU_PUBLISHED, paper_macs={2: 164, 3: 75, 4: 49},
                  # trained by litesr on T91 + BSD200 (MODEL_ZOO.md); the default model of `litesr upscale` at x2
-                 pretrained={2: "ssiu_x2.safetensors"})
+                 pretrained={2: "ssiu_x2.safetensors", 3: "ssiu_x3.safetensors", 4: "ssiu_x4.safetensors"})

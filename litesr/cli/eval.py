@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from ..descriptor import describe
 from ..errors import ConfigError
 from .metrics import add_metric_arguments, build_metrics, metric_cells
 
@@ -73,8 +74,7 @@ def _models(args: argparse.Namespace) -> list[tuple[int, nn.Module]]:
     scales = list(dict.fromkeys(args.scale or []))
     if args.weights is not None:
         model = load_model(args.weights, model=args.model or "auto", allow_pickle=args.allow_pickle)
-        own = int(model.scale)
-        multi = bool(getattr(model, "multi_scale", False))
+        own, multi = describe(model).scale, describe(model).multi_scale
         for s in scales:
             if s != own and not multi:
                 raise ConfigError(f"{args.weights}: checkpoint is for x{own}, but --scale {s} was asked for")
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     seed = args.degradation_seed if args.degradation_seed is not None else degradation_seed(args.degradation)
     extra = build_metrics(args)  # a typo or a missing weights file stops here, before any model time
     models = _models(args)
-    model_name = args.model if args.model not in (None, "auto") else getattr(models[0][1], "litesr_arch", "model")
+    model_name = args.model if args.model not in (None, "auto") else describe(models[0][1]).label
     weights = str(args.weights) if args.weights is not None else ""
     # Open every dataset first, so a missing folder or LR file stops the run before any model time is spent.
     jobs = [(open_dataset(d, s, root=args.data_root, lr_source=args.lr_source, lr_dir=args.lr_dir), s, m)

@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from ..descriptor import describe
     from ..detect import load_model
     from ..errors import ConfigError
     from ..inference import resolve_device
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         model = create_model(args.model, scale=args.scale)
     if args.runs < 1 or args.warmup < 0:
         raise ConfigError("--runs must be >= 1 and --warmup >= 0")
-    name = args.model if args.model != "auto" else getattr(model, "litesr_arch", "model")
+    name = args.model if args.model != "auto" else describe(model).label
     default_precisions = ("fp32", "bf16", "fp16") if device.type == "cuda" else ("fp32", "bf16")
     prof = profile_model(
         model,
