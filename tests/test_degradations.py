@@ -56,7 +56,8 @@ def test_generalized_gaussian_with_beta_one_is_the_gaussian_and_plateau_is_flatt
     gaussian = D.gaussian_kernel(21, 2.0)
     centre = 10
     # Flat top: the plateau keeps more of its peak one pixel out than the Gaussian does.
-    assert plateau[centre, centre + 1] / plateau[centre, centre] > gaussian[centre, centre + 1] / gaussian[centre, centre]
+    plateau_ratio = plateau[centre, centre + 1] / plateau[centre, centre]
+    assert plateau_ratio > gaussian[centre, centre + 1] / gaussian[centre, centre]
 
 
 def test_sinc_kernel_is_a_low_pass_with_the_asked_cutoff() -> None:
