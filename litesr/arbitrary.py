@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .descriptor import describe
 from .errors import ConfigError
 
 
@@ -33,8 +34,9 @@ def check_scale(model: nn.Module, scale: float, name: str | None = None) -> None
         raise ConfigError(f"scale must be a number >= 1, not {scale:g}")
     if is_arbitrary_scale_model(model) or float(scale).is_integer():
         return
-    label = name or getattr(model, "litesr_arch", type(model).__name__)
-    own = getattr(model, "scales", None) or (getattr(model, "scale", None),)
+    descriptor = describe(model)
+    label = name or descriptor.label
+    own = descriptor.scales
     have = ", ".join(f"x{s}" for s in own if s is not None)
     raise ConfigError(f"{label} is an integer-scale model (built for {have}); x{scale:g} needs an arbitrary-scale "
                       "model such as metasr_edsr_baseline or liif_edsr_baseline")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
+from ..device import PrecisionChoice, choose_precision
 from ..errors import ConfigError
 
 
@@ -59,21 +59,17 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
-def cpu_has_amx() -> bool:
+def precision_choice(precision: str, device: torch.device) -> PrecisionChoice:
+    """The training precision for this device, with its reason (the one rule: :func:`litesr.device.choose_precision`;
+    fp16 trains with a gradient scaler, so CUDA only)."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision fp16 needs CUDA (GradScaler); use bf16 or fp32 on CPU")
     try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+        return choose_precision(precision, device)
+    except ConfigError as exc:
+        raise ConfigError(f"train.precision: {exc}") from None
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """fp32 | bf16 | fp16 for this device; ``auto`` is bf16 on CUDA with bf16 and on CPUs with AMX, else fp32."""
-    if precision == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        return "bf16" if cpu_has_amx() else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision fp16 needs CUDA (GradScaler); use bf16 or fp32 on CPU")
-    if precision == "bf16" and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        raise ConfigError("train.precision bf16: this CPU has no bf16 instructions (avx512_bf16 or AMX); use fp32")
-    return precision
+    """fp32 | bf16 | fp16 for this device (``auto`` resolved by :func:`litesr.device.choose_precision`)."""
+    return precision_choice(precision, device).precision

@@ -46,6 +46,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from ..descriptor import describe
 from ..errors import ConfigError
 from .config import DEFAULTS
 from .schedule import Schedule
@@ -214,7 +215,7 @@ class GANTrainer(Trainer):
 
         models = super().build_models()
         dcfg = self.cfg["train"]["discriminator"]
-        channels = 1 if getattr(models["net"], "color_space", "rgb") == "y" else 3
+        channels = describe(models["net"]).in_channels
         size = int(dcfg["input_size"] or self.cfg["datasets"]["train"]["patch_size"])
         models["disc"] = SRGANDiscriminator(in_channels=channels, num_feat=int(dcfg["num_feat"]), input_size=size)
         return models

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from ..descriptor import is_multi_scale_builder
 from ..errors import ConfigError
 from .trainer import Trainer, TrainingError, register_trainer
 
@@ -104,7 +105,7 @@ class MultiScaleTrainer(Trainer):
         scales = _scales_of(train["scales"], source)
         variant = registry.get_variant(str(cfg["model"]["name"]))
         spec = registry.get_arch(variant.arch)
-        if len(scales) > 1 and not getattr(spec.builder, "multi_scale", False):
+        if len(scales) > 1 and not is_multi_scale_builder(spec.builder):
             raise ConfigError(f"{source}: {variant.name} is built for one factor; train.type multiscale needs a "
                               "multi-scale model (one network for several factors, e.g. vdsr or mdsr)")
         unsupported = [s for s in scales if s not in spec.scales]

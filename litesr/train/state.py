@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import atomic_output, load_state_dict, save_safetensors
+from ..descriptor import describe, is_bound
 from ..errors import ConfigError, LitesrError
 from .config import dump_config, prune_unused_keys
 
@@ -246,8 +247,9 @@ class ResumableState:
 
     def _metadata(self) -> dict[str, str]:
         net = self.net
-        config = getattr(net, "litesr_config", {"scale": self.scale})
-        return {"arch": str(getattr(net, "litesr_arch", type(net).__name__)), "config": json.dumps(config),
+        identity = describe(net).metadata()
+        config = identity["config"] if is_bound(net) else {"scale": self.scale}
+        return {"arch": identity["arch"], "config": json.dumps(config),
                 "iteration": str(self.iteration), "run": str(self.cfg["name"])}
 
     def state_dict(self) -> dict[str, Any]:

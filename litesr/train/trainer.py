@@ -32,10 +32,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from ..checkpoint import save_safetensors
+from ..descriptor import bind_contract, describe, with_scale
 from ..errors import ConfigError
-from ..inference import model_luma
+from ..forward import model_target, run_model_with_luma
 from .ema import ModelEMA
-from .environment import DistInfo, cpu_has_amx, pick_device, resolve_precision
+from .environment import DistInfo, pick_device, precision_choice, resolve_precision
 from .monitor import Monitor
 from .schedule import Schedule
 from .state import (  # noqa: F401 - STATE_VERSION is re-exported
@@ -50,7 +51,7 @@ from .state import (  # noqa: F401 - STATE_VERSION is re-exported
 from .trainer_registry import TRAINERS, register_trainer, trainer_class
 
 # Re-exported: they lived here before the engine was split (environment, state, trainer_registry).
-__all__ = ["TRAINERS", "DistInfo", "Trainer", "TrainingError", "cpu_has_amx", "find_state_file", "make_optimizer",
+__all__ = ["TRAINERS", "DistInfo", "Trainer", "TrainingError", "find_state_file", "make_optimizer",
            "pick_device", "read_state", "register_trainer", "resolve_precision", "trainer_class", "warm_start"]
 
 
@@ -97,7 +98,8 @@ class Trainer(ResumableState):
         self.device = pick_device(str(cfg["device"]), self.dist.local_rank)
         self.dist.init(self.device)
         tcfg = cfg["train"]
-        self.precision = resolve_precision(tcfg["precision"], self.device)
+        self.precision_choice = precision_choice(tcfg["precision"], self.device)
+        self.precision = self.precision_choice.precision
         cl = tcfg["channels_last"]
         self.channels_last = self.precision != "fp32" if cl == "auto" else bool(cl)
         self.scale = int(cfg["model"]["scale"])
@@ -197,29 +199,17 @@ class Trainer(ResumableState):
         return dataset
 
     def sr_forward(self, net: Callable[..., Tensor], lr: Tensor, scale: int | None = None) -> Tensor:
-        """``net`` on an RGB [0, 1] batch, honouring the model's input range, colour space and size multiple.
+        """``net`` on an RGB [0, 1] batch through the one run path (:func:`litesr.forward.run_model_with_luma`), which
+        honours the model's input range, colour space and size multiple; Y models return their luma plane.
 
         ``scale``: for multi-scale models, the factor of this batch (passed on as ``net(x, scale)``)."""
-        from ..archs.blocks import pad_to_multiple
-
-        raw = self.net
-        input_range = float(getattr(raw, "input_range", 1.0))
-        x = model_luma(raw, lr) if getattr(raw, "color_space", "rgb") == "y" else lr
-        h, w = x.shape[-2:]
-        multiple = int(getattr(raw, "pad_multiple", 1))
-        if multiple > 1:
-            x, _, _ = pad_to_multiple(x, multiple)
         if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        extra = () if scale is None else (scale,)
-        out = net(x * input_range, *extra) if input_range != 1.0 else net(x, *extra)
-        if input_range != 1.0:
-            out = out / input_range
-        scale = self.scale if scale is None else scale
-        return out[..., : h * scale, : w * scale]
+            lr = lr.contiguous(memory_format=torch.channels_last)
+        runner = _AsModel(net, self.net, scale)
+        return run_model_with_luma(runner, lr, recombine=False)[0]
 
     def target(self, hr: Tensor) -> Tensor:
-        return model_luma(self.net, hr) if getattr(self.net, "color_space", "rgb") == "y" else hr
+        return model_target(self.net, hr)
 
     def training_step(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Forward pass and losses of one batch (under autocast); ``"loss"`` is what is back-propagated."""
@@ -295,6 +285,8 @@ class Trainer(ResumableState):
                   f"{f' x{self.dist.world_size} processes' if self.dist.enabled else ''}: "
                   f"{len(self.train_set):,} samples/epoch, batch {cfg['train']['batch_size']}, "
                   f"iterations {self.iteration}->{self.total_iterations}, run folder {self.run_dir}")
+        if self.precision_choice.requested == "auto":
+            mon.print(str(self.precision_choice))  # what auto chose, and why (CPU flags, GPU)
         val_every = int(cfg["val"]["every"])
         ckpt_every = int(cfg["checkpoint"]["every"])
         print_every = mon.print_every
@@ -536,3 +528,18 @@ class Trainer(ResumableState):
             if skipped:
                 text += f"; skipped {len(skipped)}: {', '.join(skipped)}"
             print(text)
+
+
+class _AsModel(nn.Module):
+    """A training-time callable (the DDP/compiled ``net``) dressed with the raw model's descriptor, at the batch's
+    scale, so that training runs the same forward path as inference."""
+
+    def __init__(self, net: Callable[..., Tensor], raw: nn.Module, scale: int | None) -> None:
+        super().__init__()
+        self.__dict__["net"] = net  # not a submodule: no parameters are registered twice
+        self.extra = () if scale is None else (scale,)
+        descriptor = describe(raw)
+        bind_contract(self, descriptor if scale is None else with_scale(descriptor, scale))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x, *self.extra)

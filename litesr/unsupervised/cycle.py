@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from ..descriptor import describe
 from ..errors import ConfigError, DatasetError
 from ..imresize import imresize
 from ..train.config import DEFAULTS
@@ -168,7 +169,7 @@ class CycleTrainer(Trainer):
 
     def build_models(self) -> dict[str, nn.Module]:
         models = super().build_models()
-        channels = 1 if getattr(models["net"], "color_space", "rgb") == "y" else 3
+        channels = describe(models["net"]).in_channels
         if channels != 3:
             raise ConfigError("train.type cycle needs an RGB model (Y-channel models see no colour to cycle)")
         tcfg = self.cfg["train"]
