@@ -5,7 +5,6 @@ load changes on a shared machine hit every contender alike."""
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import sys
 import time
@@ -33,11 +32,10 @@ def load_average() -> str:
 
 
 def machine() -> str:
-    from litesr.fast import cpu_has_amx, cpu_has_bf16
+    from litesr.device import choose_precision, describe_cpu
 
-    return (f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-            f"bf16 instructions {cpu_has_bf16()}, AMX {cpu_has_amx()}")
+    return (f"{describe_cpu()}, torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+            f"{torch.backends.cpu.get_cpu_capability()}; {choose_precision('auto', 'cpu')}")
 
 
 def load_zoo_model(name: str, scale: int, seed: int = 0) -> tuple[nn.Module, str]:

@@ -4,7 +4,8 @@
 
 Both sides train the same model (same initial weights, same batch, L1 + 0.01 FFT loss, AdamW):
 - baseline: fp32, contiguous (NCHW) tensors, torch.optim.AdamW with its default (foreach) implementation;
-- litesr: the engine's own step (``Trainer.optimization_step``) with ``precision: bf16`` (autocast), channels_last,
+- litesr: the engine's own step (``Trainer.optimization_step``) with ``precision: auto`` (bf16 autocast on AMX CPUs and
+  CUDA, fp32 elsewhere; printed with the CPU flags that decided it), channels_last,
   fused AdamW, and torch.compile with ``--compile``.
 Prints ms/step of each (median of ``--steps`` after warm-up) and the ratio.
 """
@@ -43,7 +44,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--compile", action="store_true", help="also torch.compile the litesr side")
-    parser.add_argument("--precision", default="bf16", help="litesr side: bf16 (default) or fp32")
+    parser.add_argument("--precision", default="auto",
+                        help="litesr side: auto (default: litesr.device's choice for this CPU, printed), bf16 or fp32")
     args = parser.parse_args()
 
     from litesr.data.train import make_synthetic_set
