@@ -204,8 +204,9 @@ class ECBSR(SRModel):
             layer[0].bias.copy_(bias)
             if isinstance(block.act, nn.PReLU):
                 layer[1].weight.copy_(block.act.weight)
-        plain.litesr_arch = "ecbsr"  # type: ignore[assignment]
-        plain.litesr_config = {"scale": self.scale, **self._build_config, "deploy": True}  # type: ignore[assignment]
+        from ..descriptor import bind
+
+        bind(plain, "ecbsr", {"scale": self.scale, **self._build_config, "deploy": True})
         return plain.eval()
 
 

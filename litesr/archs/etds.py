@@ -159,8 +159,9 @@ class ETDS(SRModel):
         clip = plain.conv_clip.weight.shape[0]
         plain.conv_clip.weight.copy_(-torch.eye(clip).view(clip, clip, 1, 1))
         plain.conv_clip.bias.fill_(1.0)
-        plain.litesr_arch = "etds"  # type: ignore[assignment]
-        plain.litesr_config = {"scale": self.scale, **self._build_config, "deploy": True}  # type: ignore[assignment]
+        from ..descriptor import bind
+
+        bind(plain, "etds", {"scale": self.scale, **self._build_config, "deploy": True})
         return plain.eval()
 
 
