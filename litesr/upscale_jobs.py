@@ -241,9 +241,10 @@ def upscale(model: nn.Module, image: Image, options: EngineOptions, source: Path
 
 def run_jobs(jobs: Sequence[Job], model: nn.Module, label: str, options: EngineOptions, *,
              max_pixels: int | None = None, format: str | None = None, quality: int = 95,
-             compare: Path | None = None, report: Callable[[str], None] = print) -> int:
+             compare: Path | None = None, report: Callable[[str], None] = print, header: str | None = None) -> int:
     """Upscale every job (several images: decoding and encoding overlap the model's work); a user error on one
-    image of many is reported and the rest go on. Returns the number of images that failed."""
+    image of many is reported and the rest go on. ``header`` is reported before the first finished image (so that a
+    run that fails prints nothing but its error). Returns the number of images that failed."""
     from .images import read_image, write_image
     from .pipeline import pipelined
 
@@ -259,7 +260,11 @@ def run_jobs(jobs: Sequence[Job], model: nn.Module, label: str, options: EngineO
         write_image(job.target, result, format=format, quality=quality)
         if compare is not None:
             write_image(compare, comparison(image, result, label))
+        if pending_header:
+            report(pending_header.pop())
         report(_summary(job, image, result, start))
+
+    pending_header = [header] if header else []
 
     if len(jobs) == 1 or options.max_memory_total is not None:  # one at a time: a budget holds one image's memory
         failures = 0

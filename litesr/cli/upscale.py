@@ -86,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
     model, label = build_model(args.model, weights=args.weights, scale=args.scale, fast=args.fast,
                                allow_pickle=args.allow_pickle)
     model = prepare(model, options)
-    print(f"{label}: {options.precision} on {options.device}")  # what auto chose, and why (CPU flags, GPU)
     from ..descriptor import describe
 
     scale = describe(model).scale
@@ -97,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--compare makes one picture: give one input image, not {len(jobs)}")
         check_target(args.compare, args.overwrite, jobs[0].source)
     failures = run_jobs(jobs, model, label, options, max_pixels=args.max_pixels, format=args.format,
-                        quality=args.quality, compare=args.compare)
+                        quality=args.quality, compare=args.compare,
+                        header=f"{label}: {options.precision} on {options.device}")  # what auto chose, and why
     if failures:
         print(f"litesr upscale: {failures} of {len(jobs)} images failed", file=sys.stderr)
     return 1 if failures else 0
