@@ -29,10 +29,9 @@ from .blocks import (
     count_indexed,
     drop_path_rates,
     relative_position_index,
-    upsample_scale,
     window_partition,
 )
-from .swinir import RSTB, SwinIR, SwinTransformerBlock, image_to_tokens, tokens_to_image
+from .swinir import RSTB, SwinIR, SwinTransformerBlock, detect_swin_tail, image_to_tokens, tokens_to_image
 
 
 def permuted_mask(h: int, w: int, window_size: int, shift: int, device: torch.device | str | None = None) -> Tensor:
@@ -136,14 +135,7 @@ def _detect(sd: StateDict) -> dict[str, Any] | None:
                   for i in range(n_layers))
     window_size = math.isqrt(sd[b0 + "attn.relative_position_bias_table"].shape[0]) + 1
     mask = sd.get("layers.0.residual_group.blocks.1.attn_mask")
-    if "conv_hr.weight" in sd:
-        upsampler, scale = "nearest+conv", 2 ** count_indexed(sd, r"conv_up(\d+)\.weight$")
-    elif "conv_before_upsample.0.weight" in sd:
-        upsampler, scale = "pixelshuffle", upsample_scale(sd, "upsample")
-    elif "upsample.0.weight" in sd:
-        upsampler, scale = "pixelshuffledirect", math.isqrt(sd["upsample.0.weight"].shape[0] // in_chans)
-    else:
-        upsampler, scale = "", 1
+    upsampler, scale = detect_swin_tail(sd, in_chans)
     return {
         "scale": scale, "in_chans": int(in_chans), "embed_dim": int(embed_dim), "depths": depths, "num_heads": heads,
         "window_size": window_size, "mlp_ratio": sd[b0 + "mlp.fc1.weight"].shape[0] / embed_dim,

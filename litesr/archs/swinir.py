@@ -232,6 +232,17 @@ def _as_tuple(values: int | Sequence[int], n: int, name: str) -> tuple[int, ...]
     return out
 
 
+def detect_swin_tail(sd: StateDict, in_chans: int) -> tuple[str, int]:
+    """(upsampler, scale) of a SwinIR-family tail (SwinIR, SRFormer ...) from its state-dict shapes."""
+    if "conv_before_upsample.0.weight" in sd and "conv_up1.weight" in sd:
+        return "nearest+conv", 2 ** count_indexed(sd, r"conv_up(\d+)\.weight$")
+    if "conv_before_upsample.0.weight" in sd:
+        return "pixelshuffle", upsample_scale(sd, "upsample")
+    if "upsample.0.weight" in sd:
+        return "pixelshuffledirect", math.isqrt(sd["upsample.0.weight"].shape[0] // in_chans)
+    return "", 1
+
+
 def detect_swin_common(sd: StateDict, heads_key: str, heads_dim: int) -> dict[str, Any] | None:
     """Hyper-parameters SwinIR and Swin2SR state dicts share; dimension ``heads_dim`` of each stage's first-block
     ``heads_key`` tensor is its number of heads."""
@@ -246,14 +257,7 @@ def detect_swin_common(sd: StateDict, heads_key: str, heads_dim: int) -> dict[st
     window_size = math.isqrt(sd[block0 + "attn.relative_position_index"].shape[0])
     mask_key = next((k for k in sd if re.match(r"layers\.\d+\.residual_group\.blocks\.\d+\.attn_mask$", k)), None)
     img_size = None if mask_key is None else math.isqrt(sd[mask_key].shape[0]) * window_size
-    if "conv_before_upsample.0.weight" in sd and "conv_up1.weight" in sd:
-        upsampler, scale = "nearest+conv", 2 ** count_indexed(sd, r"conv_up(\d+)\.weight$")
-    elif "conv_before_upsample.0.weight" in sd:
-        upsampler, scale = "pixelshuffle", upsample_scale(sd, "upsample")
-    elif "upsample.0.weight" in sd:
-        upsampler, scale = "pixelshuffledirect", math.isqrt(sd["upsample.0.weight"].shape[0] // in_chans)
-    else:
-        upsampler, scale = "", 1
+    upsampler, scale = detect_swin_tail(sd, in_chans)
     return {
         "scale": scale, "in_chans": int(in_chans), "embed_dim": int(embed_dim), "depths": depths,
         "num_heads": heads, "window_size": window_size,
