@@ -120,7 +120,10 @@ def is_shifted(group: int, block: int) -> bool:
     return (group % 2 == 0 and block > 0 and (block - 2) % 4 == 0) or (group % 2 != 0 and block % 4 == 0)
 
 
-class AdaptiveSpatialAttention(DerivedBuffers):
+class RectangleWindowAttention(DerivedBuffers):
+    """Half the channels attend in split_size rectangles, the other half in transposed ones (``attns.0/1``); some
+    blocks shift them by half. DAT's spatial attention and RGT's L-SA build on it (they differ in the conv branch)."""
+
     derived_buffers = ("attn_mask_0", "attn_mask_1")
 
     def __init__(self, dim: int, num_heads: int, split_size: tuple[int, int], *, qkv_bias: bool, shifted: bool,
@@ -133,13 +136,13 @@ class AdaptiveSpatialAttention(DerivedBuffers):
         if shifted:  # official layout only: masks for the training patch; forward computes its own
             for i, mask in enumerate(self.masks(img_size, img_size)):
                 self.register_buffer(f"attn_mask_{i}", mask)
-        self.dwconv, self.channel_interaction, self.spatial_interaction = interactions(dim)
 
     def masks(self, h: int, w: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
         (s0, s1), (t0, t1) = self.split_size, self.shift_size
         return rect_shift_mask(h, w, (s0, s1), (t0, t1), device), rect_shift_mask(h, w, (s1, s0), (t1, t0), device)
 
-    def forward(self, x: Tensor, h: int, w: int) -> Tensor:
+    def attend(self, x: Tensor, h: int, w: int) -> tuple[Tensor, Tensor]:
+        """(attended tokens (B, N, C), v as an image (B, C, H, W)) of the normalised tokens ``x``."""
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, -1, 3, c).permute(2, 0, 1, 3)  # 3, B, N, C
         v = tokens_to_image(qkv[2], h, w)
@@ -160,6 +163,18 @@ class AdaptiveSpatialAttention(DerivedBuffers):
             x1 = self.attns[0](qkv[..., :half], hp, wp)
             x2 = self.attns[1](qkv[..., half:], hp, wp)
         attended = torch.cat([x1[:, :h, :w].reshape(b, n, half), x2[:, :h, :w].reshape(b, n, half)], dim=2)
+        return attended, v
+
+
+class AdaptiveSpatialAttention(RectangleWindowAttention):
+    def __init__(self, dim: int, num_heads: int, split_size: tuple[int, int], *, qkv_bias: bool, shifted: bool,
+                 img_size: int) -> None:
+        super().__init__(dim, num_heads, split_size, qkv_bias=qkv_bias, shifted=shifted, img_size=img_size)
+        self.dwconv, self.channel_interaction, self.spatial_interaction = interactions(dim)
+
+    def forward(self, x: Tensor, h: int, w: int) -> Tensor:
+        b, n, c = x.shape
+        attended, v = self.attend(x, h, w)
         conv_x = self.dwconv(v)
         channel_map = self.channel_interaction(conv_x).permute(0, 2, 3, 1).reshape(b, 1, c)
         spatial_map = self.spatial_interaction(tokens_to_image(attended, h, w))
