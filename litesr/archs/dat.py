@@ -254,14 +254,15 @@ class ResidualGroup(nn.Module):
         return x + image_to_tokens(self.conv(tokens_to_image(y, h, w)))
 
 
-def _split_size(sd: StateDict, key: str) -> tuple[int, int]:
+def _split_size(sd: StateDict, key: str, index_key: str | None = None) -> tuple[int, int]:
     """(H_sp, W_sp) of branch 0: from the stored offsets when they hold values, else from the shapes (the product
-    and the sum of the sides are known; the smaller side is taken as H_sp, as in every released model)."""
+    and the sum of the sides are known; the smaller side is taken as H_sp, as in every released model).
+    ``index_key``: the stored index table beside the offsets (default: DAT's name for it)."""
     biases = sd[key]
     if biases.device.type != "meta":
         top = biases[-1] + 1
         return int(top[0]), int(top[1])
-    prod = sd[key.replace("rpe_biases", "relative_position_index")].shape[0]
+    prod = sd[index_key or key.replace("rpe_biases", "relative_position_index")].shape[0]
     total = (4 * prod + 1 - biases.shape[0]) // 2
     small = (total - math.isqrt(total * total - 4 * prod)) // 2
     return small, prod // small
