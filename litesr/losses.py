@@ -35,6 +35,7 @@ def register_loss(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..
 
 
 def loss_names() -> list[str]:
+    _load_extra_losses()
     return sorted(_LOSSES)
 
 
@@ -42,6 +43,7 @@ def loss_options(name: str) -> list[str]:
     """The constructor options a loss accepts (besides ``type`` and ``weight``), for config validation."""
     params = inspect.signature(_LOSSES[name]).parameters
     return [p for p in params if p != "self"]
+
 
 
 @register_loss("l1")
@@ -112,29 +114,75 @@ class IsotropicTVLoss(nn.Module):
 
 
 class WeightedLoss(nn.Module):
-    """A weighted sum of registered losses; returns the total and each weighted term by name."""
+    """A weighted sum of registered losses; returns the total and each weighted term by name.
 
-    def __init__(self, terms: Sequence[tuple[str, float, nn.Module]]) -> None:
+    A term's weight may follow a schedule (``schedule: [[iteration, weight], ...]``, piecewise linear, held constant
+    outside the points); :meth:`set_iteration` moves every scheduled weight to the current step. Terms whose class
+    sets ``uses_lr = True`` (the contrastive loss, whose negative is the upsampled LR) also receive the LR batch."""
+
+    def __init__(self, terms: Sequence[tuple[str, float, nn.Module]],
+                 schedules: Sequence[Sequence[tuple[int, float]] | None] | None = None) -> None:
         super().__init__()
         self.names = [name for name, _, _ in terms]
         self.weights = [weight for _, weight, _ in terms]
+        self.schedules = list(schedules or [None] * len(terms))
         self.terms = nn.ModuleList(module for _, _, module in terms)
 
-    def forward(self, pred: Tensor, target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def set_iteration(self, iteration: int) -> None:
+        for i, points in enumerate(self.schedules):
+            if points:
+                self.weights[i] = scheduled_weight(points, iteration)
+
+    def forward(self, pred: Tensor, target: Tensor, lr: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         pred, target = pred.float(), target.float()
         parts: dict[str, Tensor] = {}
         for name, weight, term in zip(self.names, self.weights, self.terms):
-            value = weight * term(pred, target)
+            if getattr(term, "uses_lr", False):
+                if lr is None:
+                    raise ConfigError(f"loss {name!r} needs the LR batch, which this trainer does not pass")
+                value = weight * term(pred, target, lr.float())
+            else:
+                value = weight * term(pred, target)
             parts[name] = parts[name] + value if name in parts else value
         total = sum(parts.values(), torch.zeros((), device=pred.device))
         return total, parts
 
 
+def scheduled_weight(points: Sequence[tuple[int, float]], iteration: int) -> float:
+    """The weight at ``iteration`` of a piecewise-linear schedule ``[(iteration, weight), ...]`` (sorted)."""
+    if iteration <= points[0][0]:
+        return float(points[0][1])
+    for (i0, w0), (i1, w1) in zip(points, points[1:]):
+        if iteration <= i1:
+            return float(w0 + (w1 - w0) * (iteration - i0) / max(1, i1 - i0))
+    return float(points[-1][1])
+
+
+def _parse_schedule(value: Any, where: str) -> list[tuple[int, float]]:
+    """``[[0, 0.0], [1000, 0.1]]`` -> sorted (iteration, weight) points; anything else is a config error."""
+    try:
+        points = sorted((int(i), float(w)) for i, w in value)
+    except (TypeError, ValueError):
+        points = []
+    if not points or any(i < 0 for i, _ in points):
+        raise ConfigError(f"{where}: schedule must be a list of [iteration, weight] points with iteration >= 0, "
+                          f"e.g. [[0, 0.0], [1000, 0.1]], not {value!r}")
+    return points
+
+
+def _load_extra_losses() -> None:
+    """Register the losses that live in other modules (SSIM, edge, contrastive ...) on first use."""
+    from . import losses_extra  # noqa: F401 - registers on import
+
+
 def build_loss(entries: Sequence[Mapping[str, Any]], *, source: str = "config") -> WeightedLoss:
-    """Build a :class:`WeightedLoss` from entries ``{type, weight=1, ...options}``; typos raise :class:`ConfigError`."""
+    """Build a :class:`WeightedLoss` from entries ``{type, weight=1, schedule=None, ...options}``; typos raise
+    :class:`ConfigError`."""
+    _load_extra_losses()
     if not entries:
         raise ConfigError(f"{source}: train.losses is empty; give at least one loss, e.g. [{{type: l1}}]")
     terms = []
+    schedules: list[list[tuple[int, float]] | None] = []
     for i, entry in enumerate(entries):
         where = f"{source}: train.losses[{i}]"
         if not isinstance(entry, Mapping) or "type" not in entry:
@@ -144,12 +192,15 @@ def build_loss(entries: Sequence[Mapping[str, Any]], *, source: str = "config") 
             close = difflib.get_close_matches(name, loss_names(), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{where}: unknown loss {name!r}{hint}; known: {', '.join(loss_names())}")
-        options = {k: v for k, v in entry.items() if k not in ("type", "weight")}
+        options = {k: v for k, v in entry.items() if k not in ("type", "weight", "schedule")}
         valid = loss_options(name)
         for key in options:
             if key not in valid:
-                close = difflib.get_close_matches(key, [*valid, "type", "weight"], n=1)
+                close = difflib.get_close_matches(key, [*valid, "type", "weight", "schedule"], n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ConfigError(f"{where}: unknown option {key!r} for loss {name!r}{hint}")
-        terms.append((name, float(entry.get("weight", 1.0)), _LOSSES[name](**options)))
-    return WeightedLoss(terms)
+        schedule = _parse_schedule(entry["schedule"], f"{where}.schedule") if entry.get("schedule") else None
+        weight = float(entry.get("weight", 1.0)) if schedule is None else scheduled_weight(schedule, 0)
+        terms.append((name, weight, _LOSSES[name](**options)))
+        schedules.append(schedule)
+    return WeightedLoss(terms, schedules)

@@ -15,6 +15,11 @@ concatenation then carries features of 3x3, 5x5 and 7x7 receptive field for the 
 on the block input, three 3x3 convs followed by a concatenation would be exactly one 3x3 conv to 3C, i.e. a single
 wider layer with no depth and no multi-scale features.
 
+``norm`` (none | batch | layer) puts a normalisation after each of the three convs of a block (``n1``-``n3``:
+BatchNorm2d or channel LayerNorm), to reproduce the point of the notes about covariate shift and SR (EDSR removed
+BatchNorm: it normalises away the range information SR needs). ``none``, the default, adds no layer and no tensor,
+so the shipped weights load unchanged.
+
 RGB in [0, 1]. ESA's strided conv and 7x7/3 max-pool need at least 15 pixels per side; smaller inputs are padded
 inside ``forward``.
 """
@@ -29,25 +34,40 @@ from torch import Tensor, nn
 from ..registry import StateDict, register_arch, register_variant
 from ..upsamplers import pixelshuffle_scale, register_swappable_tail, tail_upsampler
 from .base import SRModel
-from .blocks import ESA, CALayer, conv, run_at_least
+from .blocks import ESA, CALayer, LayerNorm2d, conv, run_at_least
+
+NORMS = ("none", "batch", "layer")
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """The normalisation after each conv of a block: nothing (Identity: no state-dict entry), BatchNorm2d or
+    LayerNorm2d."""
+    if kind == "none":
+        return nn.Identity()
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":
+        return LayerNorm2d(channels)
+    raise ValueError(f"rdesa: norm must be one of {', '.join(NORMS)}, not {kind!r}")
 
 
 class ResidualDistillationBlock(nn.Module):
     """Three chained conv3x3 + ReLU, their outputs concatenated, 1x1 fusion, channel attention, residual."""
 
-    def __init__(self, channels: int, reduction: int = 16) -> None:
+    def __init__(self, channels: int, reduction: int = 16, norm: str = "none") -> None:
         super().__init__()
         self.c1 = conv(channels, channels)
         self.c2 = conv(channels, channels)
         self.c3 = conv(channels, channels)
+        self.n1, self.n2, self.n3 = (make_norm(norm, channels) for _ in range(3))
         self.act = nn.ReLU(inplace=True)
         self.fuse = conv(channels * 3, channels, 1)
         self.ca = CALayer(channels, reduction)
 
     def forward(self, x: Tensor) -> Tensor:
-        out1 = self.act(self.c1(x))
-        out2 = self.act(self.c2(out1))
-        out3 = self.act(self.c3(out2))
+        out1 = self.act(self.n1(self.c1(x)))
+        out2 = self.act(self.n2(self.c2(out1)))
+        out3 = self.act(self.n3(self.c3(out2)))
         return self.ca(self.fuse(torch.cat([out1, out2, out3], dim=1))) + x
 
 
@@ -63,6 +83,8 @@ def _detect(sd: StateDict) -> dict | None:
         "num_blocks": len({m.group(1) for k in sd if (m := re.match(r"blocks\.(\d+)\.", k))}),
         "reduction": channels // sd["blocks.0.ca.conv_du.0.weight"].shape[0],
         "esa_channels": sd["esa.conv1.weight"].shape[0],
+        **({} if "blocks.0.n1.weight" not in sd else
+           {"norm": "batch" if "blocks.0.n1.running_mean" in sd else "layer"}),
     }
 
 
@@ -77,11 +99,13 @@ class RDESA(SRModel):
     min_size = ESA.min_size  # ESA's strided conv and max-pool need 15 pixels per side
 
     def __init__(self, scale: int = 4, channels: int = 48, num_blocks: int = 4, reduction: int = 16,
-                 esa_channels: int = 16, upsampler: str = "pixelshuffle") -> None:
+                 esa_channels: int = 16, upsampler: str = "pixelshuffle", norm: str = "none") -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"rdesa: norm must be one of {', '.join(NORMS)}, not {norm!r}")
         self.scale = scale
         self.head = nn.Sequential(conv(3, channels), nn.ReLU(inplace=True))
-        self.blocks = nn.ModuleList([ResidualDistillationBlock(channels, reduction) for _ in range(num_blocks)])
+        self.blocks = nn.ModuleList([ResidualDistillationBlock(channels, reduction, norm) for _ in range(num_blocks)])
         self.fuse = conv(channels * num_blocks, channels, 1)
         self.esa = ESA(channels, esa_channels, full=False)
         self.upsampler = tail_upsampler("rdesa", upsampler, channels, scale, 3)

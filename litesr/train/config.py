@@ -21,6 +21,7 @@ import yaml
 
 from ..checkpoint import atomic_output
 from ..errors import ConfigError
+from .strategy_config import MODEL_STRATEGY_DEFAULTS, TRAIN_STRATEGY_DEFAULTS, VAL_STRATEGY_DEFAULTS, check_strategies
 from .trainer_registry import trainer_class
 
 # A mapping whose keys are not checked here (model options are checked against the architecture's constructor).
@@ -114,6 +115,12 @@ OPTIMIZER_KEYS = {
     "sgd": {"type", "lr", "momentum", "weight_decay", "fused"},
 }
 VAL_DATASET_KEYS = {"name", "hr_dir", "lr_dir"}
+
+# The learning strategies' keys (litesr.train.strategy_config): train.udl/distill/curriculum/aux_classifier,
+# model.type/members/freeze_members, val.self_ensemble.
+DEFAULTS["train"].update(copy.deepcopy(TRAIN_STRATEGY_DEFAULTS))
+DEFAULTS["model"].update(copy.deepcopy(MODEL_STRATEGY_DEFAULTS))
+DEFAULTS["val"].update(copy.deepcopy(VAL_STRATEGY_DEFAULTS))
 
 
 def default_config(extra_train: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -373,18 +380,22 @@ def build_config(
     for where, o in sources:
         used_keys_check(cfg, o, where)
     prune_unused_keys(cfg)
-    if cfg["model"]["name"] is None:
+    fusion = cfg["model"]["type"] == "fusion"
+    if cfg["model"]["name"] is None and not fusion:
         raise ConfigError(f"{source}: model.name is not set (a zoo model, e.g. ssiu; `litesr models` lists them)")
-    check_model(cfg, source)
-    trainer_class(str(cfg["train"]["type"]), source).check_config(cfg, source)
     expand_paths(cfg)
+    check_strategies(cfg, source)
+    if not fusion:
+        check_model(cfg, source)
+    trainer_class(str(cfg["train"]["type"]), source).check_config(cfg, source)
     if cfg["name"] is None:
-        cfg["name"] = f"{cfg['model']['name']}_x{cfg['model']['scale']}"
+        cfg["name"] = f"{cfg['model']['name'] or 'fusion'}_x{cfg['model']['scale']}"
     return cfg
 
 
 PATH_KEYS = (("output",), ("model", "init_from"), ("datasets", "train", "hr_dir"), ("datasets", "train", "lr_dir"),
-             ("datasets", "train", "cache_dir"), ("datasets", "val", "hr_dir"), ("datasets", "val", "lr_dir"))
+             ("datasets", "train", "cache_dir"), ("datasets", "val", "hr_dir"), ("datasets", "val", "lr_dir"),
+             ("model", "members"), ("train", "distill", "teacher_weights"))
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
 

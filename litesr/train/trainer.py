@@ -35,6 +35,7 @@ from ..checkpoint import save_safetensors
 from ..descriptor import bind_contract, describe, with_scale
 from ..errors import ConfigError
 from ..forward import model_target, run_model_with_luma
+from .curriculum import build_curriculum_set
 from .ema import ModelEMA
 from .environment import DistInfo, pick_device, precision_choice, resolve_precision
 from .monitor import Monitor
@@ -48,6 +49,7 @@ from .state import (  # noqa: F401 - STATE_VERSION is re-exported
     read_state,
     warm_start,
 )
+from .strategies import TrainingStrategies
 from .trainer_registry import TRAINERS, register_trainer, trainer_class
 
 # Re-exported: they lived here before the engine was split (environment, state, trainer_registry).
@@ -75,6 +77,8 @@ def make_optimizer(params: Iterator[nn.Parameter] | list, cfg: Mapping[str, Any]
     return cls(params, **kwargs)
 
 
+_UNSET = object()  # build_train_set: "the config's degradation" (None means none)
+
 # ----------------------------------------------------------------------------------------------------------------
 
 
@@ -83,6 +87,8 @@ class Trainer(ResumableState):
     """Supervised SR training: one network, pixel/frequency losses, optional EMA. See the module doc for the seam."""
 
     extra_config: ClassVar[dict[str, Any]] = {}
+    # Whether this trainer's training step applies train.udl/distill/aux_classifier (litesr.train.strategies).
+    uses_strategies: ClassVar[bool] = True
     # Keyword arguments of DistributedDataParallel (a multi-task trainer that leaves some heads unused in a step needs
     # find_unused_parameters=True).
     ddp_options: ClassVar[dict[str, Any]] = {}
@@ -130,6 +136,13 @@ class Trainer(ResumableState):
         self.net = self.models["net"]
         if state is None and cfg["model"]["init_from"]:
             self._warm_start(cfg["model"]["init_from"])
+        self.train_set = self.build_train_set() if not tcfg.get("curriculum") else build_curriculum_set(self)
+        # Learning strategies (UDL, distillation, auxiliary head): their trainable modules train and checkpoint with
+        # the network.
+        self.strategies = TrainingStrategies(self) if type(self).uses_strategies else None
+        if self.strategies is not None:
+            for name, module in self.strategies.modules().items():
+                self.models[name] = module.to(self.device)
         ema_cfg = tcfg["ema"]
         self.ema = ModelEMA(self.net, ema_cfg["decay"]) if ema_cfg["enabled"] else None
         self.optimizers = self.build_optimizers()
@@ -138,7 +151,6 @@ class Trainer(ResumableState):
                 group.setdefault("initial_lr", group["lr"])
         self.criteria = self.build_criteria()
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
-        self.train_set = self.build_train_set()
         self.per_rank_batch = self._per_rank_batch()
         self.total_iterations = self._total_iterations()
         self.schedule = Schedule(tcfg["scheduler"], self.total_iterations)
@@ -158,15 +170,18 @@ class Trainer(ResumableState):
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Named optimisers, checkpointed by name; the schedule scales each group's ``initial_lr``."""
-        return {"net": make_optimizer(self.net.parameters(), self.cfg["train"]["optimizer"], self.device)}
+        extra = self.strategies.parameters() if self.strategies is not None else []
+        return {"net": make_optimizer([*self.net.parameters(), *extra], self.cfg["train"]["optimizer"], self.device)}
 
     def build_criteria(self) -> dict[str, nn.Module]:
         from ..losses import build_loss
 
         return {"pixel": build_loss(self.cfg["train"]["losses"], source="config").to(self.device)}
 
-    def build_train_set(self, scale: int | None = None) -> Any:
-        """Patches of the training folders at ``scale`` (default: the model's); a multi-scale trainer asks for each."""
+    def build_train_set(self, scale: int | None = None, *, patch_size: int | None = None, degradation: Any = _UNSET,
+                        pairs: Any = None) -> Any:
+        """Patches of the training folders at ``scale`` (default: the model's); a multi-scale trainer asks for each.
+        A curriculum asks for each stage's ``patch_size`` and ``degradation`` (of the same ``pairs``)."""
         from ..data.degradations import build_degradation
         from ..data.train import TrainPatches, collect_pairs
 
@@ -179,9 +194,11 @@ class Trainer(ResumableState):
         if len(lr_dirs) != len(hr_dirs):
             raise ConfigError(f"datasets.train.lr_dir lists {len(lr_dirs)} folders for {len(hr_dirs)} hr_dir folders")
         cache_dir = dcfg["cache_dir"] or Path(self.cfg["output"]) / ".lr_cache"
-        degradation = build_degradation(dcfg.get("degradation"), scale, where="datasets.train.degradation")
+        spec = dcfg.get("degradation") if degradation is _UNSET else degradation
+        degradation = build_degradation(spec, scale, where="datasets.train.degradation")
         dataset = TrainPatches(
-            collect_pairs(hr_dirs, lr_dirs, scale), scale, int(dcfg["patch_size"]),
+            collect_pairs(hr_dirs, lr_dirs, scale) if pairs is None else pairs, scale,
+            int(dcfg["patch_size"] if patch_size is None else patch_size),
             data_repeat=int(dcfg["data_repeat"]), flip=bool(dcfg["flip"]), rot90=bool(dcfg["rot90"]),
             preload=False, cache_dir=cache_dir, degradation=degradation,
         )
@@ -214,8 +231,15 @@ class Trainer(ResumableState):
     def training_step(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Forward pass and losses of one batch (under autocast); ``"loss"`` is what is back-propagated."""
         sr = self.sr_forward(self.forward_net, batch["lr"])
-        total, parts = self.criteria["pixel"](sr, self.target(batch["hr"]))
-        return {"loss": total, **parts}
+        target = self.target(batch["hr"])
+        criterion = self.criteria["pixel"]
+        criterion.set_iteration(self.iteration)  # scheduled loss weights
+        total, parts = criterion(sr, target, lr=batch["lr"])
+        if self.strategies is None:
+            return {"loss": total, **parts}
+        terms, logged = self.strategies.losses(batch, sr, target, self.iteration)
+        total = total + sum(terms.values())
+        return {"loss": total, **parts, **terms, **logged}
 
     def optimization_step(self, batch: Mapping[str, Tensor]) -> dict[str, float] | None:
         """One parameter update; returns the losses as floats, or None when the step was skipped (non-finite loss)."""
@@ -408,6 +432,8 @@ class Trainer(ResumableState):
                 kwargs["device"] = self.device
             if entry.get("lr_dir") and "lr_dir" in accepted:
                 kwargs["lr_dir"] = entry["lr_dir"]
+            if self.cfg["val"].get("self_ensemble"):
+                kwargs["self_ensemble"] = True  # x8 geometric self-ensemble (litesr.evaluate)
             with torch.no_grad():
                 result = evaluate(model, entry["hr_dir"], self.scale, **kwargs)
             results[entry["name"]] = {"psnr": float(result.psnr), "ssim": float(result.ssim)}
