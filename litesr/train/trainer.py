@@ -166,6 +166,10 @@ class Trainer(ResumableState):
         from ..registry import create_model
 
         mcfg = self.cfg["model"]
+        if mcfg.get("type") == "fusion":  # several trained models and a learned fusion layer (litesr.archs.fusion)
+            from ..archs.fusion import build_fusion
+
+            return {"net": build_fusion(mcfg["members"], self.scale, freeze_members=bool(mcfg["freeze_members"]))}
         return {"net": create_model(mcfg["name"], scale=self.scale, **(mcfg["options"] or {}))}
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -304,7 +308,7 @@ class Trainer(ResumableState):
             mon.close()
             return {"status": "completed", "iteration": self.iteration, "run_dir": str(self.run_dir),
                     "best": dict(self.best), "nonfinite_steps": self.nan_total}
-        mon.print(f"{'resuming' if self.resumed else 'training'} {cfg['model']['name']} x{self.scale} "
+        mon.print(f"{'resuming' if self.resumed else 'training'} {cfg['model']['name'] or 'fusion'} x{self.scale} "
                   f"({sum(p.numel() for p in self.net.parameters()):,} parameters) on {self.device} {self.precision}"
                   f"{f' x{self.dist.world_size} processes' if self.dist.enabled else ''}: "
                   f"{len(self.train_set):,} samples/epoch, batch {cfg['train']['batch_size']}, "
