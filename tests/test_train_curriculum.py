@@ -38,3 +38,36 @@ def test_bad_stage_key_names_file_and_key(tmp_path: Path) -> None:
     cfg = tiny_config(tmp_path, train={"curriculum": [{"patch_size": 16}, {"patch_size": 24}]})
     with pytest.raises(ConfigError, match=r"train\.curriculum\[0\]\.iterations must be a positive integer"):
         build_config(cfg, source="cur.yml")
+
+
+def test_scale_curriculum_of_a_multiscale_model(tmp_path: Path) -> None:
+    from litesr.data.train import make_synthetic_set
+    from litesr.train.multiscale import MultiScaleTrainer
+
+    make_synthetic_set(tmp_path / "hr", count=3, size=48, seed=3)
+    cfg = {
+        "name": "ms", "output": str(tmp_path / "runs"), "device": "cpu",
+        "model": {"name": "vdsr", "scale": 2, "options": {"num_layers": 3, "num_feat": 8}},
+        "datasets": {"train": {"hr_dir": str(tmp_path / "hr"), "patch_size": 24, "workers": 0,
+                               "cache_dir": str(tmp_path / "cache")}},
+        "train": {"type": "multiscale", "scales": [2, 3, 4], "iterations": 6, "batch_size": 2,
+                  "ema": {"enabled": False},
+                  "curriculum": [{"iterations": 2, "scales": [2]}, {"iterations": 2, "scales": [3]}, {"scales": [4]}]},
+        "val": {"every": 0}, "checkpoint": {"every": 0},
+        "logger": {"print_every": 1, "tensorboard": False, "progress": False},
+    }
+
+    class Seen(MultiScaleTrainer):
+        def on_iteration_end(self, metrics):  # noqa: ANN001, ANN202
+            self.__dict__.setdefault("factors", []).append(self.batch_scale)
+
+    trainer = Seen(build_config(cfg))
+    trainer.fit()
+    assert trainer.factors == [2, 2, 3, 3, 4, 4]  # x2 -> x3 -> x4 at the configured steps
+    trainer.close()
+    cfg["train"]["curriculum"] = [{"iterations": 2, "scales": [8]}, {"scales": [4]}]
+    with pytest.raises(ConfigError, match=r"train\.curriculum\[0\]\.scales must be .* from train\.scales"):
+        build_config(cfg, source="ms.yml")
+    cfg["train"]["curriculum"] = [{"iterations": 2, "patch_size": 24}, {"scales": [4]}]
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.curriculum\[0\]\.patch_size'"):
+        build_config(cfg, source="ms.yml")

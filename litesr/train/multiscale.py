@@ -24,7 +24,7 @@ gradient element to [-theta/lr, theta/lr] (the paper's wording).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,8 +48,11 @@ class MultiScalePatches(Dataset):
     drawn per batch of ``batch_per_rank`` consecutive samples of this process's stream, i.e. per iteration.
     """
 
-    def __init__(self, sets: Mapping[int, Any], *, seed: int, batch_per_rank: int, world_size: int = 1) -> None:
+    def __init__(self, sets: Mapping[int, Any], *, seed: int, batch_per_rank: int, world_size: int = 1,
+                 stages: Sequence[tuple[int, Sequence[int]]] = ()) -> None:
         self.sets = dict(sets)
+        # A scale curriculum (train.curriculum): [(first iteration, factors drawn from)], e.g. x2, then x2-x3, ...
+        self.stages = [(int(start), sorted(int(f) for f in factors)) for start, factors in stages]
         self.scales = sorted(self.sets)
         lengths = {len(ds) for ds in self.sets.values()}
         if len(lengths) != 1:
@@ -66,7 +69,11 @@ class MultiScalePatches(Dataset):
     def scale_of(self, iteration: int) -> int:
         """The factor of the batch of ``iteration`` (0-based)."""
         rng = np.random.default_rng([self.seed, iteration, 0x5CA1E])
-        return self.scales[int(rng.integers(len(self.scales)))]
+        scales = self.scales
+        for start, factors in self.stages:
+            if iteration >= start:
+                scales = factors
+        return scales[int(rng.integers(len(scales)))]
 
     def __getitem__(self, item: int | tuple[int, tuple[int, int, int]]) -> dict[str, Tensor]:
         if isinstance(item, tuple):
@@ -147,8 +154,13 @@ class MultiScaleTrainer(Trainer):
 
     def build_train_set(self, scale: int | None = None) -> Any:
         sets = {s: super(MultiScaleTrainer, self).build_train_set(s) for s in self.scales}
+        from .curriculum import stage_starts
+
+        stages = self.cfg["train"]["curriculum"]
+        starts = stage_starts(stages) if stages else []
         return MultiScalePatches(sets, seed=int(self.cfg["seed"]), batch_per_rank=self._per_rank_batch(),
-                                 world_size=self.dist.world_size)
+                                 world_size=self.dist.world_size,
+                                 stages=[(start, st["scales"]) for start, st in zip(starts, stages)])
 
     def training_step(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         scales = batch["scale"]

@@ -45,6 +45,7 @@ MODEL_STRATEGY_DEFAULTS: dict[str, Any] = {
 VAL_STRATEGY_DEFAULTS: dict[str, Any] = {"self_ensemble": False}  # x8 geometric self-ensemble at validation
 
 CURRICULUM_STAGE_KEYS = ("iterations", "patch_size", "degradation")
+SCALE_CURRICULUM_KEYS = ("iterations", "scales")  # train.type multiscale: the factors each stage draws from
 MEMBER_KEYS = ("name", "weights", "options")
 STRATEGY_TRAINERS = ("sr",)  # trainers whose training step applies udl/distill/aux/curriculum
 
@@ -73,6 +74,8 @@ def check_strategies(cfg: dict[str, Any], source: str) -> None:
     train = cfg["train"]
     used = strategies_in_use(cfg)
     kind = str(train["type"])
+    if kind == "multiscale" and used == ["curriculum"]:
+        used = []  # a scale curriculum: multi-scale training's own (checked in _check_curriculum)
     if used and kind not in STRATEGY_TRAINERS:
         raise ConfigError(f"{source}: train.{used[0]} works with train.type sr, not {kind!r}")
     total = train["iterations"]
@@ -103,19 +106,28 @@ def _check_curriculum(cfg: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: train.curriculum must be a list of stages "
                           "{iterations, patch_size, degradation}")
     scale = int(cfg["model"]["scale"])
+    multiscale = cfg["train"]["type"] == "multiscale"
+    keys = SCALE_CURRICULUM_KEYS if multiscale else CURRICULUM_STAGE_KEYS
     for i, stage in enumerate(stages):
         where = f"train.curriculum[{i}]"
         if not isinstance(stage, Mapping):
-            raise ConfigError(f"{source}: {where} must be a mapping {{iterations, patch_size, degradation}}")
+            raise ConfigError(f"{source}: {where} must be a mapping {{{', '.join(keys)}}}")
         for key in stage:
-            if key not in CURRICULUM_STAGE_KEYS:
-                raise ConfigError(f"{source}: unknown key '{where}.{key}'"
-                                  f"{_hint(str(key), list(CURRICULUM_STAGE_KEYS), where + '.')}; a stage has "
-                                  f"{', '.join(CURRICULUM_STAGE_KEYS)} (scale curricula: train.type multiscale)")
+            if key not in keys:
+                other = "train.type sr" if multiscale else "train.type multiscale"
+                raise ConfigError(f"{source}: unknown key '{where}.{key}'{_hint(str(key), list(keys), where + '.')}; "
+                                  f"a stage has {', '.join(keys)} here (the others: {other})")
         last = i == len(stages) - 1
         iters = stage.get("iterations")
         if not last and (not isinstance(iters, int) or iters < 1):
             raise ConfigError(f"{source}: {where}.iterations must be a positive integer (the last stage may omit it)")
+        if multiscale:
+            factors = stage.get("scales")
+            allowed = set(cfg["train"]["scales"])
+            if not isinstance(factors, list) or not factors or not set(factors) <= allowed:
+                raise ConfigError(f"{source}: {where}.scales must be a non-empty list of factors from train.scales "
+                                  f"{sorted(allowed)}, not {factors!r}")
+            continue
         patch = stage.get("patch_size", cfg["datasets"]["train"]["patch_size"])
         if not isinstance(patch, int) or patch < scale or patch % scale:
             raise ConfigError(f"{source}: {where}.patch_size {patch!r} must be a positive multiple of the scale "

@@ -50,6 +50,7 @@ from .state import (  # noqa: F401 - STATE_VERSION is re-exported
     warm_start,
 )
 from .strategies import TrainingStrategies
+from .strategy_config import STRATEGY_TRAINERS
 from .trainer_registry import TRAINERS, register_trainer, trainer_class
 
 # Re-exported: they lived here before the engine was split (environment, state, trainer_registry).
@@ -136,7 +137,9 @@ class Trainer(ResumableState):
         self.net = self.models["net"]
         if state is None and cfg["model"]["init_from"]:
             self._warm_start(cfg["model"]["init_from"])
-        self.train_set = self.build_train_set() if not tcfg.get("curriculum") else build_curriculum_set(self)
+        # A patch/degradation curriculum is the sr trainer's; multi-scale training reads its scale curriculum itself.
+        by_stage = bool(tcfg.get("curriculum")) and tcfg["type"] in STRATEGY_TRAINERS
+        self.train_set = build_curriculum_set(self) if by_stage else self.build_train_set()
         # Learning strategies (UDL, distillation, auxiliary head): their trainable modules train and checkpoint with
         # the network.
         self.strategies = TrainingStrategies(self) if type(self).uses_strategies else None
