@@ -73,3 +73,37 @@ class OnnxModel:
     def __call__(self, x: Tensor) -> Tensor:
         out = self.session.run(["sr"], {"lr": np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)})[0]
         return torch.from_numpy(out)
+
+
+OPENVINO_MISSING = "the openvino backend needs OpenVINO, which is not installed: pip install 'litesr[openvino]'"
+
+
+def openvino_available() -> bool:
+    """Whether the optional OpenVINO runtime imports here."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class OpenVinoModel:
+    """An ONNX file compiled by OpenVINO for the CPU, with the call signature of :class:`OnnxModel`.
+
+    The precision hint is pinned to f32: OpenVINO's own default on AMX/AVX-512-bf16 CPUs is bf16, which would break
+    the "same output as fp32 eager" promise of an fp32 backend. Int8 (QDQ) files run in int8 whatever the hint."""
+
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise LitesrError(OPENVINO_MISSING) from None
+        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = str(threads)
+        core = ov.Core()
+        self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        out = self.compiled(np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32))[0]
+        return torch.from_numpy(np.array(out))

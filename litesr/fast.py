@@ -28,8 +28,8 @@ from .device import choose_precision
 from .errors import ConfigError, LitesrError
 from .forward import run_model
 
-Backend = Literal["torch", "compile", "onnx"]
-BACKENDS: tuple[str, ...] = ("torch", "compile", "onnx")
+Backend = Literal["torch", "compile", "onnx", "openvino"]
+BACKENDS: tuple[str, ...] = ("torch", "compile", "onnx", "openvino")
 
 
 def auto_precision(device: str | torch.device = "cpu") -> str:
@@ -71,7 +71,9 @@ def prepare_model(
       hold 8-bit pixel values exactly.
     - ``backend``: ``"torch"`` (eager), ``"compile"`` (``torch.compile`` with weights frozen as constants; the first
       call of each input size compiles, which takes a while) or ``"onnx"`` (exported with dynamic H/W and run by
-      ONNX Runtime on CPU in fp32; ``onnx_path`` keeps the file, else a temporary one is used).
+      ONNX Runtime on CPU in fp32; ``onnx_path`` keeps the file, else a temporary one is used) or ``"openvino"``
+      (the same ONNX file compiled by OpenVINO, fp32; the optional extra ``litesr[openvino]``). The measured choice
+      among all of them (``--backend auto``) is :func:`litesr.backend_auto.prepare_fastest`.
 
     Returns a prepared copy in eval mode; ``model`` itself is left as it was.
     """
@@ -84,10 +86,11 @@ def prepare_model(
     if model is original:
         model = copy_model(model)  # the caller's model stays as it was (device, layout, dtypes)
     model = model.eval()
-    if backend == "onnx":
+    if backend in ("onnx", "openvino"):
         if target.type != "cpu" or precision != "fp32":
-            raise ConfigError("the onnx backend runs fp32 on the CPU; use --backend torch for bf16/fp16 or CUDA")
-        return OnnxBackend.from_model(model, onnx_path, threads=threads)
+            raise ConfigError(f"the {backend} backend runs fp32 on the CPU; use --backend torch for bf16/fp16 or CUDA")
+        runtime = OnnxBackend if backend == "onnx" else OpenVinoBackend
+        return runtime.from_model(model, onnx_path, threads=threads)
     model = model.to(target)
     if channels_last if channels_last is not None else precision != "fp32":
         model = model.to(memory_format=torch.channels_last)
@@ -278,11 +281,15 @@ class OnnxBackend(nn.Module):
 
     def __init__(self, path: str | os.PathLike, scale: int, *, threads: int | None = None) -> None:
         super().__init__()
-        from .export import OnnxModel
-
         self.scale = scale
         self.path = Path(path)
-        self.session = OnnxModel(path, threads=threads)
+        self.session = self.open_session(path, threads)
+
+    @staticmethod
+    def open_session(path: str | os.PathLike, threads: int | None) -> Callable[[Tensor], Tensor]:
+        from .export import OnnxModel
+
+        return OnnxModel(path, threads=threads)
 
     @classmethod
     def from_model(cls, model: nn.Module, path: str | os.PathLike | None = None, *,
@@ -313,8 +320,25 @@ class OnnxBackend(nn.Module):
             raise ValueError(f"this ONNX model is built for x{self.scale}, not x{scale}")
 
 
+class OpenVinoBackend(OnnxBackend):
+    """:class:`OnnxBackend` with the exported file compiled by OpenVINO instead of ONNX Runtime (fp32 on the CPU)."""
+
+    @staticmethod
+    def open_session(path: str | os.PathLike, threads: int | None) -> Callable[[Tensor], Tensor]:
+        from .export import OpenVinoModel
+
+        return OpenVinoModel(path, threads=threads)
+
+
 def check_backend_available(backend: str) -> None:
-    """A one-line error before any work when the chosen backend cannot run here."""
+    """A one-line error before any work when the chosen backend cannot run here (``auto`` only measures the backends
+    that are installed, so it always can)."""
+    if backend == "openvino":
+        from .export import OPENVINO_MISSING, openvino_available
+
+        if not openvino_available():
+            raise LitesrError(OPENVINO_MISSING)
+        check_backend_available("onnx")  # the model reaches OpenVINO as an ONNX export
     if backend == "onnx":
         try:
             import onnx  # noqa: F401

@@ -116,11 +116,24 @@ def build_model(name: str | None = None, *, weights: str | os.PathLike | None = 
 
 def prepare(model: nn.Module, options: EngineOptions) -> nn.Module:
     """The fast path (litesr.fast): deploy forms folded, channels-last for bf16/fp16, compiled or ONNX if asked."""
+    return prepare_with_note(model, options)[0]
+
+
+def prepare_with_note(model: nn.Module, options: EngineOptions) -> tuple[nn.Module, str]:
+    """:func:`prepare`, and a line saying which backend runs ("" unless ``auto`` chose it by measuring: see
+    :mod:`litesr.backend_auto`; the measurement uses a tile-sized input, or 128 x 128 without tiling)."""
     from .fast import check_backend_available, prepare_model
 
+    if options.backend == "auto":
+        from .backend_auto import prepare_fastest
+
+        side = options.tile or 128
+        prepared, choice = prepare_fastest(model, (side, side), device=options.device,
+                                           precision=options.precision.precision)
+        return prepared, str(choice)
     check_backend_available(options.backend)
     return prepare_model(model, device=options.device, precision=options.precision.precision,
-                         backend=options.backend)  # type: ignore[arg-type]
+                         backend=options.backend), ""  # type: ignore[arg-type]
 
 
 # -------------------------------------------------------------------------------------------------------- planning

@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="CPU threads, repeatable; default: torch's")
     p.add_argument("--runs", type=int, default=5, help="timed runs; the median is reported (default 5)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
-    p.add_argument("--backend", choices=("torch", "compile", "onnx"), default="torch",
+    p.add_argument("--backend", choices=("torch", "compile", "onnx", "openvino"), default="torch",
                    help="what runs the latency measurement (default torch eager)")
     p.add_argument("--no-deploy", action="store_true",
                    help="keep re-parameterisable models in their training form (default: fold, as inference does)")

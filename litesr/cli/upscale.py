@@ -45,9 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="auto",
                    help="auto (default: bf16 on CUDA and AMX CPUs, else fp32; the choice and its reason are "
                         "printed), fp32, bf16 (CPU or CUDA) or fp16 (CUDA)")
-    p.add_argument("--backend", choices=("torch", "compile", "onnx"), default="torch",
-                   help="torch (eager, default), compile (torch.compile: slow first image, faster after) or onnx "
-                        "(ONNX Runtime, fp32 on CPU)")
+    p.add_argument("--backend", choices=("torch", "compile", "onnx", "openvino", "auto"), default="torch",
+                   help="torch (eager, default), compile (torch.compile: slow first image, faster after), onnx "
+                        "(ONNX Runtime, fp32 on CPU), openvino (fp32 on CPU; pip install 'litesr[openvino]') or auto "
+                        "(the fastest of these, measured once per model, input size and machine, then cached)")
     p.add_argument("--max-memory", default=None, metavar="SIZE",
                    help="keep the whole process under SIZE (2GB, 1.5GiB, 800MB; CUDA: GPU memory): tiles are sized "
                         "to fit, and images are done one at a time")
@@ -69,7 +70,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..upscale_jobs import build_model, check_target, engine_options, plan_jobs, prepare, run_demo, run_jobs
+    from ..upscale_jobs import (
+        build_model,
+        check_target,
+        engine_options,
+        plan_jobs,
+        prepare_with_note,
+        run_demo,
+        run_jobs,
+    )
 
     if args.demo and args.inputs:
         raise ConfigError("--demo upscales litesr's sample picture and takes no INPUT")
@@ -85,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     # The model first: a checkpoint decides the scale, and so the default output names.
     model, label = build_model(args.model, weights=args.weights, scale=args.scale, fast=args.fast,
                                allow_pickle=args.allow_pickle)
-    model = prepare(model, options)
+    model, backend_note = prepare_with_note(model, options)
     from ..descriptor import describe
 
     scale = describe(model).scale
@@ -97,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         check_target(args.compare, args.overwrite, jobs[0].source)
     failures = run_jobs(jobs, model, label, options, max_pixels=args.max_pixels, format=args.format,
                         quality=args.quality, compare=args.compare,
-                        header=f"{label}: {options.precision} on {options.device}")  # what auto chose, and why
+                        header=f"{label}: {options.precision} on {options.device}"  # what auto chose, and why
+                        + (f"; {backend_note}" if backend_note else ""))
     if failures:
         print(f"litesr upscale: {failures} of {len(jobs)} images failed", file=sys.stderr)
     return 1 if failures else 0
