@@ -2,9 +2,10 @@
 
 - ``ssim``: 1 - SSIM, with the SSIM of the metric registry (:func:`litesr.metrics.msssim.ssim_and_cs`: 11x11 Gaussian
   1.5, K = 0.01/0.03, valid filtering), on [0, 1] images (peak 1), per RGB channel;
-- ``ms_ssim``: 1 - MS-SSIM over ``levels`` scales (the first ``levels`` of Wang's five weights, renormalised; a 48-pixel
-  patch holds 2 levels, 96 pixels 3). Negative contrast-structure terms are clamped to 0 as pyiqa and piq do, since
-  a fractional power of a negative number is not defined (the metric itself follows msssim.m and does not clamp);
+- ``ms_ssim``: 1 - MS-SSIM over ``levels`` scales (the first ``levels`` of Wang's five weights, renormalised;
+  level L needs 11 * 2^(L-1) pixels: a 48-pixel patch holds 3 levels, 88 pixels 4). Negative contrast-structure
+  terms are clamped to 0 as pyiqa and piq do, since a fractional power of a negative number is not defined (the
+  metric itself follows msssim.m and does not clamp);
 - ``edge``: L1 between the Sobel gradients (x and y) of prediction and target;
 - ``contrastive``: RLFN's contrastive loss (Kong et al. 2022, section 3.3): features of a frozen, randomly initialised
   two-layer extractor (conv3x3 - Tanh - conv3x3), ``L1(phi(sr), phi(hr)) / L1(phi(sr), phi(bicubic(lr)))``: the SR

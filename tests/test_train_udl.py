@@ -45,3 +45,14 @@ def test_udl_losses_follow_the_paper_formulas() -> None:
     s[..., 0, 0] = 2.0
     # s_hat = s - min(s): only the pixel with s = 2 counts, with weight 2, on 3 channels of 16 pixels
     assert abs(float(udl_loss(sr, hr, s)) - 2.0 / 16) < 1e-6
+
+
+def test_udl_run_resumes_with_its_head(tmp_path: Path) -> None:
+    from litesr.train import run
+
+    base = tiny_config(tmp_path, train={"iterations": 2, "batch_size": 2, "ema": {"enabled": False},
+                                        "udl": {"stage1_iters": 1}})
+    first = run(build_config(base))
+    base["train"]["iterations"] = 3
+    second = run(build_config(base), resume=first["run_dir"])
+    assert second["iteration"] == 3 and second["status"] == "completed"
