@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from torch import Tensor, nn
 
 from .descriptor import describe
 from .errors import CheckpointError
+from .fileio import atomic_output
 
 # Containers the training frameworks wrap state dicts in, most specific first (BasicSR keeps EMA weights apart).
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net_g", "generator", "network")
@@ -132,29 +131,6 @@ def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], *, source: str
             )
         raise CheckpointError(f"{source}: does not fit {arch}: " + "; ".join(parts))
     model.load_state_dict(state_dict, strict=True)
-
-
-@contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary file next to ``path`` for the caller to write; renamed over ``path`` on success, removed on failure.
-
-    A crash or Ctrl-C never leaves a half-written output. The file gets the usual umask permissions (mkstemp's are
-    0600, which would make shipped weights and exports unreadable to other users).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def save_safetensors(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import struct
 import sys
 import threading
@@ -32,6 +31,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from .errors import ConfigError, ImageError
+from .fileio import atomic_write_bytes
 
 # Formats read (Pillow's names) and written (file suffix -> Pillow's name).
 READ_FORMATS = ("PNG", "JPEG", "MPO", "BMP", "TIFF", "WEBP", "GIF", "PPM", "TGA")
@@ -379,7 +379,7 @@ def write_image(
         data = encode_tiff16(pixels, icc_profile=icc_profile)
     else:
         data = _encode_pillow(pixels, fmt, quality=quality, icc_profile=icc_profile, exif=exif)
-    _atomic_write(path, data)
+    write_bytes_atomically(path, data)
     return path
 
 
@@ -439,23 +439,12 @@ def _encode_pillow(pixels: np.ndarray, fmt: str, *, quality: int, icc_profile: b
     return buffer.getvalue()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write next to the target under a hidden temporary name, then rename: readers never see half a file."""
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Write through litesr's atomic writer (temp file + rename), failures as one ImageError line naming the file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
     except OSError as exc:
-        raise ImageError(f"{path}: cannot create the output folder ({_one_line(exc)})") from None
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:  # "x" and open() (not mkstemp) so the file gets the usual umask permissions
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ImageError(f"{path}: cannot write ({_one_line(exc)})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # ------------------------------------------------------------------------------------------ 16-bit PNG / TIFF writers

@@ -24,6 +24,7 @@ from torch import nn
 
 from .descriptor import describe
 from .errors import ConfigError, LitesrError
+from .fileio import atomic_write_text
 from .registry import Variant, all_variants, count_parameters, create_model, get_arch
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
@@ -373,7 +374,7 @@ def write_leaderboard(entries: Sequence[Entry], output_dir: str | os.PathLike, *
     written = []
     for suffix, text in ((".md", to_markdown(entries, datasets)), (".csv", to_csv(entries, datasets))):
         target = folder / f"{name}{suffix}"
-        target.write_text(text)
+        atomic_write_text(target, text)
         written.append(target)
     if plot:
         written += plot_leaderboard(entries, folder / name, dataset=datasets[0])

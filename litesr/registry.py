@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from .descriptor import bind
 from .errors import ConfigError
+from .registry_base import Registry, normalize_name
 
 StateDict = Mapping[str, Tensor]
 Detector = Callable[[StateDict], "dict[str, Any] | None"]
@@ -54,8 +55,8 @@ class Variant:
     paper_macs: dict[int, float] = field(default_factory=dict)
 
 
-_ARCHS: dict[str, ArchSpec] = {}
-_VARIANTS: dict[str, Variant] = {}
+_ARCHS: Registry[ArchSpec] = Registry("architecture")
+_VARIANTS: Registry[Variant] = Registry("model")
 
 
 def register_arch(
@@ -75,9 +76,9 @@ def register_arch(
         if "scale" not in inspect.signature(builder).parameters:
             raise RuntimeError(f"{builder.__name__} must take a `scale` argument")
         doc = description or (inspect.getdoc(builder) or "").split("\n")[0]
-        _ARCHS[name] = ArchSpec(name, builder, tuple(scales), detect, paper, doc, dict(tiny or {}))
+        _ARCHS.register(name, ArchSpec(name, builder, tuple(scales), detect, paper, doc, dict(tiny or {})))
         if name not in _VARIANTS:
-            _VARIANTS[name] = Variant(name, name, {}, doc)
+            _VARIANTS.register(name, Variant(name, name, {}, doc))
         return builder
 
     return decorator
@@ -100,7 +101,7 @@ def register_variant(
     if name in _VARIANTS and name != arch:
         raise RuntimeError(f"variant {name!r} registered twice")
     _check_config(_ARCHS[arch], config or {}, name)
-    _VARIANTS[name] = Variant(
+    _VARIANTS.register(name, Variant(
         name,
         arch,
         dict(config or {}),
@@ -109,7 +110,7 @@ def register_variant(
         dict(pretrained or {}),
         {int(k): dict(v) for k, v in (paper_psnr or {}).items()},
         dict(paper_macs or {}),
-    )
+    ), replace=True)
 
 
 def _ensure_loaded() -> None:
@@ -121,35 +122,33 @@ def list_models(pattern: str = "*", *, archs_only: bool = False) -> list[str]:
     import fnmatch
 
     _ensure_loaded()
-    names = _ARCHS if archs_only else _VARIANTS
-    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+    names = _ARCHS.names() if archs_only else _VARIANTS.names()
+    return [n for n in names if fnmatch.fnmatch(n, pattern)]
 
 
 def get_variant(name: str) -> Variant:
     _ensure_loaded()
-    key = name.lower().replace("-", "_")
-    if key not in _VARIANTS:
-        close = difflib.get_close_matches(key, list(_VARIANTS), n=3)
+    variant = _VARIANTS.find(name)
+    if variant is None:
+        close = difflib.get_close_matches(normalize_name(name), _VARIANTS.names(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; `litesr models` lists them"
         raise ConfigError(f"unknown model {name!r}{hint}")
-    return _VARIANTS[key]
+    return variant
 
 
 def get_arch(name: str) -> ArchSpec:
     _ensure_loaded()
-    if name not in _ARCHS:
-        raise ConfigError(f"unknown architecture {name!r}")
-    return _ARCHS[name]
+    return _ARCHS.get(name)
 
 
 def all_archs() -> dict[str, ArchSpec]:
     _ensure_loaded()
-    return dict(_ARCHS)
+    return _ARCHS.as_dict()
 
 
 def all_variants() -> dict[str, Variant]:
     _ensure_loaded()
-    return dict(_VARIANTS)
+    return _VARIANTS.as_dict()
 
 
 def _check_config(spec: ArchSpec, config: Mapping[str, Any], who: str) -> None:

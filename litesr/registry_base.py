@@ -1,7 +1,7 @@
-"""A small name -> entry registry with did-you-mean errors, reusable for metrics, losses or anything keyed by name.
+"""The one registry type of litesr: name -> entry with did-you-mean errors.
 
-Independent of the model zoo's registry (litesr/registry.py): it holds any object, normalises names (case,
-``-`` vs ``_``) and lists entries matching a glob pattern.
+Architectures and variants (litesr/registry.py), losses, trainers, metrics and upsamplers are each one
+:class:`Registry`; it holds any object, normalises names (case, ``-`` vs ``_``) and lists entries matching a glob.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, T] = {}
 
-    def register(self, name: str, entry: T) -> T:
+    def register(self, name: str, entry: T, *, replace: bool = False) -> T:
+        """Add ``entry`` under ``name``; a second registration of the same name is a bug unless ``replace``."""
         key = normalize_name(name)
-        if key in self._entries:
+        if key in self._entries and not replace and self._entries[key] is not entry:
             raise ValueError(f"{self.kind} {key!r} is registered twice")
         self._entries[key] = entry
         return entry
@@ -55,6 +56,21 @@ class Registry(Generic[T]):
             pat = normalize_name(pattern)
             names = [n for n in names if fnmatch.fnmatchcase(n, pat)]
         return names
+
+    def find(self, name: str) -> T | None:
+        """The entry of ``name``, or None."""
+        return self._entries.get(normalize_name(name))
+
+    def items(self) -> list[tuple[str, T]]:
+        """(name, entry) pairs sorted by name."""
+        return sorted(self._entries.items())
+
+    def as_dict(self) -> dict[str, T]:
+        """A copy of the entries by name."""
+        return dict(self._entries)
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and normalize_name(name) in self._entries

@@ -90,9 +90,9 @@ def _models(args: argparse.Namespace) -> list[tuple[int, nn.Module]]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    from ..images import _atomic_write  # temp file + rename, one-line error on failure
+    from ..images import write_bytes_atomically  # temp file + rename, one-line error naming the file on failure
 
-    _atomic_write(path, text.encode("utf-8"))
+    write_bytes_atomically(path, text.encode("utf-8"))
 
 
 def _csv_text(model_name: str, weights: str, results: list[Any]) -> str:

@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(lt)
         console.print("peak memory: the process's peak RSS on the CPU, torch.cuda.max_memory_allocated on CUDA")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(prof.to_dict(), indent=2))
+        from ..fileio import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(prof.to_dict(), indent=2))
     return 0

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError, ImageError
+from ..errors import DatasetError
 from ..imresize import Border, bicubic_downsample_uint8, modcrop
+from .files import IMAGE_SUFFIXES, list_images, read_rgb_uint8, read_uint8
 
 LR_SOURCES = ("generate", "given", "replicate")
 DATA_ROOT_ENV = "LITESR_DATA_ROOT"
-IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".tga", ".gif")
 
 # Other names the same benchmark goes by, all lower case.
 _ALIASES = {
@@ -88,7 +88,7 @@ class BenchmarkDataset:
 
     def load_sample(self, image: BenchmarkImage) -> Sample:
         """:meth:`load`, and whether the HR file is single-channel gray."""
-        hr_full, gray = _read_uint8(image.hr_path)
+        hr_full, gray = read_uint8(image.hr_path)
         hr = modcrop(hr_full, self.scale)
         if hr.shape[0] == 0 or hr.shape[1] == 0:
             raise DatasetError(
@@ -115,37 +115,9 @@ class Sample:
     gray: bool
 
 
-def _read_uint8(path: Path) -> tuple[np.ndarray, bool]:
-    from ..images import read_image
-
-    try:
-        image = read_image(path)
-    except ImageError as exc:
-        raise DatasetError(str(exc)) from None
-    # read_image gives float32 v / 255 (or v / 65535); rounding back recovers the stored 8-bit value exactly.
-    pixels = np.floor(image.rgb.astype(np.float64) * 255.0 + 0.5).astype(np.uint8)
-    if pixels.shape[2] == 1:
-        return np.repeat(pixels, 3, axis=2), True
-    return pixels, False
-
-
-def read_rgb_uint8(path: Path) -> np.ndarray:
-    """An image file as uint8 (H, W, 3): gray replicated, alpha dropped, 16 bits reduced to 8 (rounded)."""
-    return _read_uint8(path)[0]
-
-
 def default_data_root() -> Path:
     """``$LITESR_DATA_ROOT``, else ``./datasets``."""
     return Path(os.environ.get(DATA_ROOT_ENV) or "datasets")
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name."""
-    try:
-        entries = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    except OSError as exc:
-        raise DatasetError(f"{folder}: cannot list folder ({exc.strerror or exc})") from None
-    return [p for p in entries if not p.name.startswith(".")]
 
 
 def _subfolders(folder: Path) -> list[Path]:

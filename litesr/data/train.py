@@ -12,7 +12,6 @@ import hashlib
 import math
 import os
 import random
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,29 +23,9 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from ..errors import DatasetError
+from ..fileio import atomic_output
 from .degradations import Degradation
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def find_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: no such dataset folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise DatasetError(f"{folder}: contains no images ({', '.join(IMAGE_SUFFIXES)})")
-    return files
-
-
-def read_rgb_uint8(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB; grayscale files are replicated to three channels."""
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot read image ({exc})") from None
+from .files import IMAGE_SUFFIXES, find_images, read_rgb_uint8
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -106,14 +85,8 @@ class LRCache:
         from ..imresize import bicubic_downsample_uint8
 
         lr = bicubic_downsample_uint8(read_rgb_uint8(hr_path) if hr is None else hr, scale)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
-        os.close(fd)
-        try:
-            np.save(tmp, lr)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with atomic_output(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, lr)
         return lr
 
 

@@ -197,7 +197,7 @@ def verify_checkpoint_set(run_dir: str | os.PathLike, iteration: int | None = No
     return problems
 
 
-# Temporary files of checkpoint.atomic_output: ".<name>.<random>.tmp".
+# Temporary files of fileio.atomic_output: ".<name>.<random>.tmp".
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
 _OWN_SUFFIXES = (".safetensors", ".pt", ".json", ".yml")
 

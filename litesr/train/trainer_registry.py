@@ -13,17 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..registry_base import Registry
 
-TRAINERS: dict[str, Any] = {}  # name -> Trainer subclass
+TRAINERS: Registry[Any] = Registry("train.type")  # name -> Trainer subclass
 
 
 def register_trainer(name: str) -> Callable[[type], type]:
     """Class decorator: make a Trainer subclass selectable with ``train.type: name``."""
 
     def decorator(cls: type) -> type:
-        if name in TRAINERS and TRAINERS[name] is not cls:
-            raise RuntimeError(f"trainer {name!r} registered twice")
-        TRAINERS[name] = cls
+        TRAINERS.register(name, cls)
         return cls
 
     return decorator
@@ -40,10 +39,11 @@ def trainer_class(name: str, source: str = "config") -> Any:
     """The Trainer registered as ``name`` (raises ConfigError naming ``source``, with a did-you-mean)."""
     if name not in TRAINERS:
         discover_trainers()
-    if name not in TRAINERS:
+    found = TRAINERS.find(name)
+    if found is None:
         import difflib
 
-        close = difflib.get_close_matches(name, list(TRAINERS), n=1)
+        close = difflib.get_close_matches(name, TRAINERS.names(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{source}: unknown train.type {name!r}{hint}; known: {', '.join(sorted(TRAINERS))}")
-    return TRAINERS[name]
+        raise ConfigError(f"{source}: unknown train.type {name!r}{hint}; known: {', '.join(TRAINERS.names())}")
+    return found
