@@ -59,6 +59,7 @@ def test_small_inputs_are_padded_and_cropped() -> None:
     """RG-SA needs 16 pixels per side; smaller inputs (tiles, thumbnails) are padded to 16 and the output cropped."""
     model = litesr.create_model("rgt", scale=2, **litesr.registry.get_arch("rgt").tiny).eval()
     assert model.pad_multiple == 1 and model.input_range == 1.0
+    assert litesr.describe(model).safe_precisions == ("fp32", "bf16")  # spandrel: supports_half=False
     with torch.no_grad():
         assert model(torch.rand(1, 3, 5, 9)).shape == (1, 3, 10, 18)
         assert model(torch.rand(1, 3, 16, 20)).shape == (1, 3, 32, 40)

@@ -155,6 +155,8 @@ def _detect(sd: StateDict) -> dict[str, Any] | None:
 )
 class RGT(SRModel):
     """RGT: residual groups of alternating L-SA / RG-SA blocks. Defaults are RGT (8 groups of 6, split 8x32)."""
+    # spandrel 0.4.2 declares this model unsafe in fp16 (supports_half=False); litesr follows, not measured here
+    safe_precisions = ("fp32", "bf16")
 
     def __init__(self, scale: int = 2, in_chans: int = 3, embed_dim: int = 180, split_size: Sequence[int] = (8, 32),
                  depth: Sequence[int] = (6,) * 8, num_heads: int | Sequence[int] = (6,) * 8, mlp_ratio: float = 2.0,
