@@ -9,6 +9,8 @@ and the same authors' challenge models, which are different architectures with t
   SAFM on a third of the channels, bias-free, per-block residual and a bilinear skip.
 - ``safmnpp_light``: light SAFMN++, AIS 2024 real-time 4K entry (``AIS2024-RTSR/light_safmnpp_arch.py``): the same
   simplified SAFM on half the channels, no per-block residual, a long skip, no bilinear skip.
+- ``safmn_bcie``: the x1 restoration form spandrel reads as SAFMN-BCIE (``to_feat.1``, ``feats.i.layers.j``,
+  ``feats.i.conv``, ``to_img.{0,2}``): paper blocks in residual groups at a pixel-unshuffled resolution.
 
 All take RGB in [0, 1]. The pooled branches need H and W of at least 8 (16 for ``safmn_ntire23``); the official test
 code feeds whole images without padding (pooling sizes are floor(H / 2^k), so other sizes work as they are), so litesr
@@ -26,7 +28,7 @@ from torch import Tensor, nn
 
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
-from .blocks import LayerNorm2d, run_at_least
+from .blocks import LayerNorm2d, pad_to_multiple, run_at_least
 
 
 def _count_blocks(sd: StateDict, prefix: str = "feats") -> int:
@@ -117,7 +119,7 @@ def _detect_safmn(sd: StateDict) -> dict | None:
             "ffn_scale": _ratio(sd["feats.0.ccm.ccm.0.weight"].shape[0], dim)}
 
 
-@register_arch("safmn", scales=(2, 3, 4), detect=_detect_safmn, paper="Sun et al., ICCV 2023",
+@register_arch("safmn", scales=(2, 3, 4, 1, 8), detect=_detect_safmn, paper="Sun et al., ICCV 2023",
                tiny={"dim": 8, "n_blocks": 1})
 class SAFMN(SRModel):
     """SAFMN: feature mixing modules of SAFM + convolutional channel mixer, long skip, PixelShuffle head."""
@@ -159,6 +161,62 @@ register_variant("safmn", "safmn", {}, description="SAFMN (dim 36, 8 FMMs), effi
                  paper_psnr=_SAFMN_PUBLISHED, paper_macs={2: 52, 3: 23, 4: 14})
 register_variant("safmn_l", "safmn", {"dim": 128, "n_blocks": 16}, description="SAFMN-L (dim 128, 16 FMMs), classic SR",
                  paper_params={2: 5_560_000, 3: 5_580_000, 4: 5_600_000})
+
+
+class BCIEGroup(nn.Module):
+    """SAFMN-BCIE's residual group: ``layers`` of paper AttBlocks, then a 3x3 ``conv``, with a residual."""
+
+    def __init__(self, num_layers: int, dim: int, ffn_scale: float) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(*[AttBlock(dim, ffn_scale) for _ in range(num_layers)])
+        self.conv = nn.Conv2d(dim, dim, 3, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(self.layers(x)) + x
+
+
+def _detect_bcie(sd: StateDict) -> dict | None:
+    if "to_feat.1.weight" not in sd or "feats.0.layers.0.safm.aggr.weight" not in sd:
+        return None
+    dim = sd["to_feat.1.weight"].shape[0]
+    return {"scale": 1, "dim": dim, "n_blocks": _count_blocks(sd),
+            "num_layers": _count_blocks(sd, r"feats\.0\.layers"),
+            "ffn_scale": _ratio(sd["feats.0.layers.0.ccm.ccm.0.weight"].shape[0], dim),
+            "upscaling_factor": math.isqrt(sd["to_feat.1.weight"].shape[1] // 3)}
+
+
+@register_arch("safmn_bcie", scales=(1,), detect=_detect_bcie, paper="SAFMN-BCIE (SAFMN blocks, as spandrel reads it)",
+               tiny={"dim": 8, "n_blocks": 1, "num_layers": 1})
+class SAFMNBCIE(SRModel):
+    """SAFMN-BCIE: a same-size (x1) restoration model: pixel-unshuffle by ``upscaling_factor`` (spandrel's name for
+    the fold) into SAFMN blocks in residual groups, then conv + PixelShuffle back and a conv to RGB.
+
+    Defaults: spandrel's loader defaults (6 groups of 6 blocks, ffn 2, fold 2); ``dim`` 32 is litesr's choice (no
+    published configuration was at hand). Detection reads every option from the shapes.
+    """
+
+    color_space = "rgb"
+
+    def __init__(self, scale: int = 1, dim: int = 32, n_blocks: int = 6, num_layers: int = 6, ffn_scale: float = 2.0,
+                 upscaling_factor: int = 2) -> None:
+        super().__init__()
+        self.scale, self.fold = scale, upscaling_factor
+        # The pooled branch needs 8 pixels at the folded size; both the fold and pooling are handled in forward.
+        self.min_size = 8 * upscaling_factor
+        self.to_feat = nn.Sequential(nn.PixelUnshuffle(upscaling_factor),
+                                     nn.Conv2d(3 * upscaling_factor**2, dim, 3, 1, 1))
+        self.feats = nn.Sequential(*[BCIEGroup(num_layers, dim, ffn_scale) for _ in range(n_blocks)])
+        self.to_img = nn.Sequential(nn.Conv2d(dim, dim * upscaling_factor**2, 3, 1, 1),
+                                    nn.PixelShuffle(upscaling_factor), nn.Conv2d(dim, 3, 3, 1, 1))
+
+    def _forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        x, _, _ = pad_to_multiple(x, self.fold)
+        x = self.to_feat(x)
+        return self.to_img(self.feats(x) + x)[..., :h, :w]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return run_at_least(self._forward, x, self.min_size, self.scale)
 
 
 class GRN(nn.Module):

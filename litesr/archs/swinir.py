@@ -272,10 +272,23 @@ def detect_swin_common(sd: StateDict, heads_key: str, heads_dim: int) -> dict[st
 
 
 def _detect(sd: StateDict) -> dict[str, Any] | None:
+    unshuffled = "conv_first.1.weight" in sd and "conv_first.weight" not in sd
+    if unshuffled:  # a pixel-unshuffle in front of conv_first (spandrel's ``start_unshuffle``)
+        sd = {**sd, "conv_first.weight": sd["conv_first.1.weight"]}
     config = detect_swin_common(sd, "attn.relative_position_bias_table", 1)
     if config is None:
         return None
     config["qkv_bias"] = "layers.0.residual_group.blocks.0.attn.qkv.bias" in sd
+    if unshuffled:
+        folded = config["in_chans"]
+        out_ch = int(sd["conv_last.weight"].shape[0]) if "conv_last.weight" in sd else 3
+        fold = math.isqrt(folded // out_ch)
+        if fold < 2 or fold**2 * out_ch != folded or config["scale"] % fold:
+            return None
+        tail_scale = config["scale"]
+        if config["upsampler"] == "pixelshuffledirect":  # the one-step tail's width counted the folded channels
+            tail_scale = math.isqrt(sd["upsample.0.weight"].shape[0] // out_ch)
+        config.update(in_chans=out_ch, start_unshuffle=fold, scale=tail_scale // fold)
     return config
 
 
@@ -290,7 +303,9 @@ class SwinIR(SRModel):
     ``upsampler``: 'pixelshuffledirect' (lightweight: one conv + PixelShuffle), 'pixelshuffle' (classical: conv,
     LeakyReLU, (conv + PixelShuffle) per factor, conv), 'nearest+conv' (real-world: nearest x2 + conv per factor) or
     '' (scale 1: denoising / JPEG, with a global residual; scale 1 implies it). ``img_range`` multiplies the
-    mean-shifted input (255 for the official JPEG models). Defaults are SwinIR-light.
+    mean-shifted input (255 for the official JPEG models). ``start_unshuffle`` > 1 folds the input by that factor
+    (``conv_first.0`` PixelUnshuffle, ``conv_first.1`` conv: a community layout spandrel reads) in front of a tail of
+    ``scale * start_unshuffle``. Defaults are SwinIR-light.
     """
 
     block_class: type[SwinTransformerBlock] = SwinTransformerBlock
@@ -301,32 +316,39 @@ class SwinIR(SRModel):
                  num_heads: int | Sequence[int] = (6, 6, 6, 6), window_size: int = 8, mlp_ratio: float = 2.0,
                  qkv_bias: bool = True, patch_norm: bool = True, drop_path_rate: float = 0.1, img_range: float = 1.0,
                  upsampler: str = "pixelshuffledirect", resi_connection: str = "1conv",
-                 img_size: int | None = 64) -> None:
+                 img_size: int | None = 64, start_unshuffle: int = 1) -> None:
         super().__init__()
         depths = tuple(int(d) for d in depths)
         heads = _as_tuple(num_heads, len(depths), "num_heads")
         if upsampler not in self.upsamplers:
             raise ConfigError(f"upsampler must be one of {', '.join(map(repr, self.upsamplers))}, not {upsampler!r}")
-        if scale == 1:
+        if scale == 1 and start_unshuffle == 1:
             upsampler = ""  # scale 1 (denoising, JPEG) always uses the restoration head with a global residual
         elif upsampler == "":
-            raise ConfigError(f"upsampler '' is the scale-1 restoration head; x{scale} needs an SR upsampler")
+            raise ConfigError(f"upsampler '' is the scale-1 restoration head; x{scale} (start_unshuffle "
+                              f"{start_unshuffle}) needs an SR upsampler")
         self.check_img_size(img_size, window_size)
+        if start_unshuffle < 1 or (start_unshuffle > 1 and upsampler == ""):
+            raise ConfigError(f"start_unshuffle {start_unshuffle}: must be 1, or > 1 with an SR upsampler")
         if any(embed_dim % n for n in heads):
             raise ConfigError(f"embed_dim {embed_dim} is not divisible by every num_heads entry {heads}")
         self.scale, self.upsampler, self.window_size = scale, upsampler, window_size
-        self.img_range = img_range
+        self.img_range, self.start_unshuffle = img_range, start_unshuffle
         self.color_space = "rgb" if in_chans == 3 else "y"
         mean = torch.tensor(RGB_MEAN).view(1, 3, 1, 1) if in_chans == 3 else torch.zeros(1, 1, 1, 1)
         self.register_buffer("mean", mean, persistent=False)
 
-        self.conv_first = nn.Conv2d(in_chans, embed_dim, 3, 1, 1)
+        if start_unshuffle > 1:
+            self.conv_first = nn.Sequential(nn.PixelUnshuffle(start_unshuffle),
+                                            nn.Conv2d(in_chans * start_unshuffle**2, embed_dim, 3, 1, 1))
+        else:
+            self.conv_first = nn.Conv2d(in_chans, embed_dim, 3, 1, 1)
         self.patch_embed = PatchEmbed(embed_dim, norm=patch_norm, proj=self.embed_proj)
         self.layers = self.make_layers(embed_dim, depths, heads, window_size, mlp_ratio, qkv_bias, drop_path_rate,
                                        resi_connection, img_size)
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = residual_conv(embed_dim, resi_connection)
-        self.make_reconstruction(embed_dim, in_chans, scale, upsampler)
+        self.make_reconstruction(embed_dim, in_chans, scale * start_unshuffle, upsampler)
         self.apply(_init_weights)
 
     def check_img_size(self, img_size: int | None, window_size: int) -> None:
@@ -391,14 +413,14 @@ class SwinIR(SRModel):
             return self.upsample(self.deep_features(x))
         if self.upsampler == "nearest+conv":
             x = self.conv_before_upsample(self.deep_features(x))
-            for i in range(1, int(math.log2(self.scale)) + 1):
+            for i in range(1, int(math.log2(self.scale * self.start_unshuffle)) + 1):
                 x = self.lrelu(getattr(self, f"conv_up{i}")(F.interpolate(x, scale_factor=2, mode="nearest")))
             return self.conv_last(self.lrelu(self.conv_hr(x)))
         return inp + self.conv_last(self.deep_features(x))
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        x, _, _ = pad_to_multiple(x, self.window_size)
+        x, _, _ = pad_to_multiple(x, self.window_size * self.start_unshuffle)  # whole windows after the fold
         mean = self.mean.to(x.dtype)
         x = (x - mean) * self.img_range
         out = self.reconstruct(x, x) / self.img_range + mean
