@@ -11,7 +11,7 @@ import sys
 from ..errors import LitesrError
 
 SUBCOMMANDS = ("upscale", "eval", "train", "models", "profile", "leaderboard", "export", "convert", "studio", "metrics",
-               "zssr", "dip", "sr3")
+               "compare", "fit_niqe", "zssr", "dip", "sr3")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,43 +37,61 @@ def run(args: argparse.Namespace) -> int:
 def add_metric_arguments(p: argparse.ArgumentParser) -> None:
     """``--metric NAME`` (repeatable, comma lists, ``all``) and ``--metric-weights NAME=FILE`` for ``litesr eval``."""
     p.add_argument("--metric", action="append", default=None, metavar="NAME",
-                   help="extra metric column(s): repeatable or comma-separated (ms_ssim,gmsd,fsim,...); 'all' = every "
-                        "metric whose weights are given; see `litesr metrics`")
+                   help="extra metric column(s): repeatable or comma-separated (ms_ssim,gmsd,fsim,niqe,...); 'all' = "
+                        "every metric usable with the weights given; see `litesr metrics`")
     p.add_argument("--metric-weights", action="append", default=None, metavar="NAME=FILE",
-                   help="weights of a learned metric (lpips=heads.pth, repeat for the backbone file); never downloaded")
+                   help="weights of a learned metric (lpips=heads.pth, repeat for the backbone file) or NIQE's "
+                        "pristine model (niqe=model.npz); never downloaded")
 
 
 def build_metrics(args: argparse.Namespace) -> list:
     """The metric objects ``--metric`` asks for (PSNR/SSIM are always in the table), built before any model runs."""
+    return create_metrics(args.metric, args.metric_weights, color="rgb" if args.rgb else None,
+                          skip=("psnr", "ssim"))
+
+
+def create_metrics(metric_items: list[str] | None, weight_items: list[str] | None, *, color: str | None = None,
+                   crop: int = 0, skip: tuple[str, ...] = (), reference: bool = True) -> list:
+    """Metric objects for ``--metric`` items (comma lists, ``all`` = every metric usable without more files: the
+    no-reference ones too, and the learned/NIQE ones whose ``--metric-weights`` are given) and ``--metric-weights
+    NAME=FILE`` items. ``color`` applies to the metrics that offer it; ``reference=False``: only no-reference metrics
+    (no HR images), a full-reference one is an error. Typos and missing files fail here, before any work."""
     from ..errors import ConfigError
     from ..metrics import create_metric, list_metrics, metric_class
     from ..registry_base import normalize_name
 
     weights: dict[str, list[str]] = {}
-    for item in args.metric_weights or []:
+    for item in weight_items or []:
         name, sep, path = item.partition("=")
         if not sep or not path:
             raise ConfigError(f"--metric-weights {item!r}: expected NAME=FILE")
         weights.setdefault(normalize_name(metric_class(name).name), []).append(path)
-    asked = [normalize_name(n) for item in args.metric or [] for n in item.split(",") if n.strip()]
+    asked = [normalize_name(n) for item in metric_items or [] for n in item.split(",") if n.strip()]
     names: list[str] = []
     for n in asked:
         if n == "all":
-            names += [m for m in list_metrics() if not metric_class(m).no_reference
+            names += [m for m in list_metrics() if (reference or metric_class(m).no_reference)
                       and ("weights" not in _options(m) or m in weights)]
         else:
             names.append(metric_class(n).name)
-    names = [n for n in dict.fromkeys(names) if n not in ("psnr", "ssim")]
+    names = [n for n in dict.fromkeys(names) if n not in skip]
     for n in weights:
         if n not in names:
             raise ConfigError(f"--metric-weights {n}=...: metric {n} is not asked for with --metric")
+    if not reference:
+        full = [n for n in names if not metric_class(n).no_reference]
+        if full:
+            raise ConfigError(f"--metric {', '.join(full)}: full-reference, needs HR images; without them only "
+                              f"{', '.join(m for m in list_metrics() if metric_class(m).no_reference)} apply")
     built = []
     for n in names:
         options: dict = {}
         if "weights" in _options(n):
             options["weights"] = weights.get(n)
-        if args.rgb and "rgb" in metric_class(n).colors:
-            options["color"] = "rgb"
+        if color is not None and color in metric_class(n).colors:
+            options["color"] = color
+        if crop:
+            options["crop"] = crop
         built.append(create_metric(n, **options))
     return built
 

@@ -7,7 +7,7 @@ docs/metrics.md for the list, their references and calibration.
 
 from __future__ import annotations
 
-from . import fsim, gmsd, learned, msssim, noref, vif  # noqa: F401  (registration)
+from . import fsim, gmsd, learned, msssim, niqe, noref, vif  # noqa: F401  (registration)
 from .base import METRICS, Metric, create_metric, list_metrics, metric_class, register_metric
 from .psnr_ssim import Metrics, calculate_metrics, peak_value, psnr, rgb_to_y, ssim
 

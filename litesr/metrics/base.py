@@ -134,12 +134,16 @@ class Metric:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, color={self.color!r}, crop={self.crop})"
 
-    def prepare(self, img: Any) -> torch.Tensor:
-        x = to_batch(img)
+    def cropped(self, x: torch.Tensor) -> torch.Tensor:
+        """A (N, C, H, W) batch with ``crop`` border pixels shaved."""
         if self.crop:
             if min(x.shape[-2:]) <= 2 * self.crop:
                 raise ConfigError(f"image of size {x.shape[-1]}x{x.shape[-2]} is too small to crop {self.crop} pixels")
             x = x[..., self.crop : -self.crop, self.crop : -self.crop]
+        return x
+
+    def prepare(self, img: Any) -> torch.Tensor:
+        x = self.cropped(to_batch(img))
         if not self.on_255_scale:
             if x.shape[1] == 1:
                 x = x.expand(-1, 3, -1, -1)
