@@ -63,3 +63,13 @@ def test_unknown_layer_and_missing_file_name_the_key(tmp_path: Path) -> None:
     cfg = build_config(_distill(tmp_path, _teacher_file(tmp_path), features={"fusee": "c"}))
     with pytest.raises(ConfigError, match="student has no layer 'fusee'.*fuse"):
         Recorder(cfg)
+
+
+def test_ema_copy_carries_no_distillation_hooks(tmp_path: Path) -> None:
+    cfg = _distill(tmp_path, _teacher_file(tmp_path))
+    cfg["train"]["ema"] = {"enabled": True, "decay": 0.9}
+    trainer = Recorder(build_config(cfg))
+    assert trainer.net.fuse._forward_hooks  # the student's hooked layer
+    assert not trainer.ema.module.fuse._forward_hooks  # the EMA copy was made before the hooks
+    trainer.fit()
+    trainer.close()

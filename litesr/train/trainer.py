@@ -140,14 +140,14 @@ class Trainer(ResumableState):
         # A patch/degradation curriculum is the sr trainer's; multi-scale training reads its scale curriculum itself.
         by_stage = bool(tcfg.get("curriculum")) and tcfg["type"] in STRATEGY_TRAINERS
         self.train_set = build_curriculum_set(self) if by_stage else self.build_train_set()
+        ema_cfg = tcfg["ema"]
+        self.ema = ModelEMA(self.net, ema_cfg["decay"]) if ema_cfg["enabled"] else None
         # Learning strategies (UDL, distillation, auxiliary head): their trainable modules train and checkpoint with
-        # the network.
+        # the network. Built after the EMA copy, so the copy does not carry their forward hooks.
         self.strategies = TrainingStrategies(self) if type(self).uses_strategies else None
         if self.strategies is not None:
             for name, module in self.strategies.modules().items():
                 self.models[name] = module.to(self.device)
-        ema_cfg = tcfg["ema"]
-        self.ema = ModelEMA(self.net, ema_cfg["decay"]) if ema_cfg["enabled"] else None
         self.optimizers = self.build_optimizers()
         for opt in self.optimizers.values():
             for group in opt.param_groups:
