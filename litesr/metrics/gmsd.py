@@ -16,8 +16,9 @@ from ._filters import conv_same
 from .base import Metric, register_metric
 
 
-def gmsd(x: torch.Tensor, y: torch.Tensor, t: float = 170.0) -> torch.Tensor:
-    """GMSD per image of two (N, C, H, W) batches on the 0..255 scale (per channel, then averaged)."""
+def gmsd(x: torch.Tensor, y: torch.Tensor, t: float = 170.0, eps: float = 0.0) -> torch.Tensor:
+    """GMSD per image of two (N, C, H, W) batches on the 0..255 scale (per channel, then averaged). ``eps`` goes under
+    the gradient-magnitude square root (a loss needs it: the root's derivative is infinite at a flat patch)."""
     n, c, h, w = x.shape
     x = x.reshape(n * c, 1, h, w)
     y = y.reshape(n * c, 1, h, w)
@@ -25,8 +26,8 @@ def gmsd(x: torch.Tensor, y: torch.Tensor, t: float = 170.0) -> torch.Tensor:
     x = F.avg_pool2d(F.pad(x, (0, w % 2, 0, h % 2)), 2)
     y = F.avg_pool2d(F.pad(y, (0, w % 2, 0, h % 2)), 2)
     dx = torch.tensor([[1.0, 0.0, -1.0]] * 3, dtype=x.dtype, device=x.device) / 3.0
-    gx = torch.sqrt(conv_same(x, dx) ** 2 + conv_same(x, dx.T) ** 2)
-    gy = torch.sqrt(conv_same(y, dx) ** 2 + conv_same(y, dx.T) ** 2)
+    gx = torch.sqrt(conv_same(x, dx) ** 2 + conv_same(x, dx.T) ** 2 + eps)
+    gy = torch.sqrt(conv_same(y, dx) ** 2 + conv_same(y, dx.T) ** 2 + eps)
     quality = (2 * gx * gy + t) / (gx * gx + gy * gy + t)
     return quality.flatten(1).std(dim=1).view(n, c).mean(dim=1)
 
