@@ -142,7 +142,8 @@ class VGGFeatureExtractor(nn.Module):
         return out
 
 
-def _feature_criterion(name: str) -> nn.Module:
+def feature_criterion(name: str) -> nn.Module:
+    """The distance between feature maps a perceptual loss uses: ``mse`` (``l2``) or ``l1``."""
     criteria = {"mse": nn.MSELoss, "l2": nn.MSELoss, "l1": nn.L1Loss}
     if name not in criteria:
         raise ConfigError(f"unknown feature criterion {name!r}; use one of {', '.join(criteria)}")
@@ -163,18 +164,26 @@ class PerceptualLoss(nn.Module):
         self.layer_weights = dict(layer_weights or {"relu5_4": 1.0})
         self.extractor = VGGFeatureExtractor(vgg_weights, list(self.layer_weights), input_range=input_range,
                                              normalize=normalize)
-        self.criterion = _feature_criterion(criterion)
+        self.criterion = feature_criterion(criterion)
         self.feature_scale = feature_scale
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         pred_features = self.extractor(pred)
         with torch.no_grad():
             target_features = self.extractor(target)
-        total = pred.new_zeros(())
-        for name, weight in self.layer_weights.items():
-            total = total + weight * self.criterion(pred_features[name] * self.feature_scale,
-                                                    target_features[name] * self.feature_scale)
-        return total
+        return feature_distance(pred_features, target_features, self.layer_weights, self.criterion,
+                                self.feature_scale)
+
+
+def feature_distance(pred_features: Mapping[str, Tensor], target_features: Mapping[str, Tensor],
+                     layer_weights: Mapping[str, float], criterion: nn.Module, feature_scale: float = 1.0) -> Tensor:
+    """Sum over layers of ``weight * criterion(scale * pred, scale * target)``: the perceptual term of every trainer."""
+    first = next(iter(pred_features.values()))
+    total = first.new_zeros((), dtype=torch.float32)
+    for name, weight in layer_weights.items():
+        total = total + weight * criterion(pred_features[name].float() * feature_scale,
+                                           target_features[name].float() * feature_scale)
+    return total
 
 
 def tv_loss(x: Tensor, power: float = 1.0) -> Tensor:

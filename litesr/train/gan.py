@@ -79,7 +79,7 @@ class FeatureLosses(nn.Module):
                  criterion: str = "mse", feature_scale: float = 1.0, texture_weight: float = 0.0,
                  texture_layers: Mapping[str, float] | None = None, texture_patch_size: int | None = None) -> None:
         super().__init__()
-        from ..perceptual import VGGFeatureExtractor
+        from ..perceptual import VGGFeatureExtractor, feature_criterion
 
         self.perceptual_weight = float(perceptual_weight)
         self.perceptual_layers = dict(perceptual_layers) if self.perceptual_weight else {}
@@ -87,12 +87,12 @@ class FeatureLosses(nn.Module):
         self.texture_layers = dict(texture_layers or DEFAULT_TEXTURE_LAYERS) if self.texture_weight else {}
         self.texture_patch_size = texture_patch_size
         self.feature_scale = float(feature_scale)
-        self.criterion = nn.L1Loss() if criterion == "l1" else nn.MSELoss()
+        self.criterion = feature_criterion(criterion)
         layers = list(dict.fromkeys([*self.perceptual_layers, *self.texture_layers]))
         self.extractor = VGGFeatureExtractor(vgg_weights, layers)
 
     def forward(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
-        from ..perceptual import texture_loss
+        from ..perceptual import feature_distance, texture_loss
 
         if pred.shape[1] == 1:
             pred, target = pred.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
@@ -101,11 +101,8 @@ class FeatureLosses(nn.Module):
             target_features = {k: v.float() for k, v in self.extractor(target).items()}
         terms: dict[str, Tensor] = {}
         if self.perceptual_layers:
-            total = pred.new_zeros((), dtype=torch.float32)
-            for name, weight in self.perceptual_layers.items():
-                total = total + weight * self.criterion(pred_features[name] * self.feature_scale,
-                                                        target_features[name] * self.feature_scale)
-            terms["perceptual"] = self.perceptual_weight * total
+            terms["perceptual"] = self.perceptual_weight * feature_distance(
+                pred_features, target_features, self.perceptual_layers, self.criterion, self.feature_scale)
         if self.texture_layers:
             terms["texture"] = self.texture_weight * texture_loss(
                 pred_features, target_features, patch_size=self.texture_patch_size, layer_weights=self.texture_layers)
