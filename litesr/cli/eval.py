@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 from pathlib import Path
@@ -27,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None,
                    help="zoo model name; default 'auto' (read off --weights). Without --weights only parameter-free "
                         "models (bicubic) make sense")
-    p.add_argument("--weights", type=Path, default=None, help="checkpoint (.pth/.safetensors)")
+    p.add_argument("--weights", type=Path, action="append", default=None, dest="weights_files", metavar="WEIGHTS",
+                   help="checkpoint (.pth/.safetensors); repeat for the x2/x3/x4 checkpoints of one model to get "
+                        "the multi-scale table")
     p.add_argument("--dataset", action="append", required=True, metavar="NAME_OR_DIR",
                    help="repeatable; a name under --data-root (Set5) or a folder (HR/ inside, or images directly)")
     p.add_argument("--scale", action="append", type=int, default=None,
@@ -62,6 +62,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-pickle", action="store_true",
                    help="let old torch checkpoints unpickle objects (trusted files only)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-reference", action="store_true",
+                   help="outputs without ground truth: each --dataset is a folder of LR images; the model's outputs "
+                        "are scored by no-reference metrics (default sharpness, and niqe with --metric-weights "
+                        "niqe=FILE)")
     add_metric_arguments(p)
     p.set_defaults(run=run)
 
@@ -71,6 +75,8 @@ def _models(args: argparse.Namespace) -> list[tuple[int, nn.Module]]:
     from ..detect import load_model
     from ..registry import count_parameters, create_model
 
+    if len(args.weights_files or []) > 1:
+        return _checkpoints_per_scale(args)
     scales = list(dict.fromkeys(args.scale or []))
     if args.weights is not None:
         model = load_model(args.weights, model=args.model or "auto", allow_pickle=args.allow_pickle)
@@ -89,26 +95,45 @@ def _models(args: argparse.Namespace) -> list[tuple[int, nn.Module]]:
     return built
 
 
+def _checkpoints_per_scale(args: argparse.Namespace) -> list[tuple[int, nn.Module]]:
+    """(scale, model) of several --weights files, one model at its own scale each (IMDN_x2/x3/x4.pth)."""
+    from ..detect import load_model
+
+    models = [load_model(w, model=args.model or "auto", allow_pickle=args.allow_pickle) for w in args.weights_files]
+    labels = {describe(m).label for m in models}
+    if len(labels) > 1:
+        raise ConfigError(f"--weights: the checkpoints are different models ({', '.join(sorted(labels))}); the "
+                          "multi-scale table compares the scales of one model")
+    scales = [describe(m).scale for m in models]
+    if len(set(scales)) < len(scales):
+        raise ConfigError(f"--weights: two checkpoints are for the same scale (x{', x'.join(map(str, scales))})")
+    if args.scale and set(int(s) for s in args.scale) != set(scales):
+        raise ConfigError(f"--scale {', '.join(f'{s:g}' for s in args.scale)} does not match the checkpoints' "
+                          f"scales x{', x'.join(map(str, scales))}; leave --scale out")
+    return sorted(zip(scales, models), key=lambda sm: sm[0])
+
+
 def _write_atomic(path: Path, text: str) -> None:
     from ..images import write_bytes_atomically  # temp file + rename, one-line error naming the file on failure
 
     write_bytes_atomically(path, text.encode("utf-8"))
 
 
-def _csv_text(model_name: str, weights: str, results: list[Any]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["model", "weights", "dataset", "scale", "lr_source", "image", "psnr", "ssim"])
+def _csv_text(model_name: str, weights: str, results: list[Any], metrics: list[str] = ()) -> str:
+    """Per-image rows and one mean row per dataset/scale: PSNR, SSIM and a column for every --metric."""
+    from ..metrics.report import scores_csv
+
+    rows = []
     for r in results:
-        for img in r.images:
-            writer.writerow([model_name, weights, r.dataset, r.scale, r.lr_source, img.name, f"{img.psnr:.6f}",
-                             f"{img.ssim:.6f}"])
-        writer.writerow([model_name, weights, r.dataset, r.scale, r.lr_source, "mean", f"{r.psnr:.6f}",
-                         f"{r.ssim:.6f}"])
-    return buf.getvalue()
+        head = [model_name, weights, r.dataset, r.scale, r.lr_source]
+        rows += [([*head, img.name], {"psnr": img.psnr, "ssim": img.ssim, **img.scores}) for img in r.images]
+        rows.append(([*head, "mean"], {"psnr": r.psnr, "ssim": r.ssim, **{m: r.score(m) for m in metrics}}))
+    return scores_csv(["model", "weights", "dataset", "scale", "lr_source", "image"], ["psnr", "ssim", *metrics],
+                      rows)
 
 
 def run(args: argparse.Namespace) -> int:
+    args.weights = args.weights_files[0] if args.weights_files else None
     from rich.console import Console
     from rich.table import Table
 
@@ -130,10 +155,12 @@ def run(args: argparse.Namespace) -> int:
     if args.degradation is not None and args.lr_source != "generate":
         raise ConfigError("--degradation makes the LR images itself; it cannot be combined with --lr-source")
     seed = args.degradation_seed if args.degradation_seed is not None else degradation_seed(args.degradation)
+    if args.no_reference:
+        return _run_no_reference(args)
     extra = build_metrics(args)  # a typo or a missing weights file stops here, before any model time
     models = _models(args)
     model_name = args.model if args.model not in (None, "auto") else describe(models[0][1]).label
-    weights = str(args.weights) if args.weights is not None else ""
+    weights = ", ".join(map(str, args.weights_files or []))
     # Open every dataset first, so a missing folder or LR file stops the run before any model time is spent.
     jobs = [(open_dataset(d, s, root=args.data_root, lr_source=args.lr_source, lr_dir=args.lr_dir), s, m)
             for d in args.dataset for s, m in models]
@@ -163,15 +190,20 @@ def run(args: argparse.Namespace) -> int:
     if args.per_image:
         for r in results:
             per = Table(title=f"{r.dataset} x{r.scale}")
-            for col in ("image", "PSNR (dB)", "SSIM"):
+            for col in ("image", "PSNR (dB)", "SSIM", *(m.name for m in extra)):
                 per.add_column(col, justify="left" if col == "image" else "right")
             for img in r.images:
-                per.add_row(img.name, f"{img.psnr:.3f}", f"{img.ssim:.4f}")
+                per.add_row(img.name, f"{img.psnr:.3f}", f"{img.ssim:.4f}",
+                            *(f"{img.scores[m.name]:.4f}" for m in extra))
             console.print(per)
     console.print(table)
+    if len({r.scale for r in results}) > 1:
+        from ..metrics.report import multi_scale_table
+
+        console.print(multi_scale_table(f"{model_name}: multi-scale ({channel})", results, [m.name for m in extra]))
 
     if args.csv is not None:
-        _write_atomic(args.csv, _csv_text(model_name, weights, results))
+        _write_atomic(args.csv, _csv_text(model_name, weights, results, [m.name for m in extra]))
     if args.json is not None:
         payload = {"model": model_name, "weights": weights or None, "channel": channel,
                    "self_ensemble": args.self_ensemble, "ssim_exponents": list(exponents),
@@ -193,3 +225,50 @@ def _saved_run(model_name: str, weights: str, jobs: list, results: list[Any]) ->
         {**r.to_dict(), "images_dir": f"{data.name}/x{r.scale}", "hr_dir": str(Path(data.hr_dir).resolve()),
          "lr_dir": str(Path(data.lr_dir).resolve()) if data.lr_dir is not None else None}
         for (data, _, _), r in zip(jobs, results)]}
+
+
+def _run_no_reference(args: argparse.Namespace) -> int:
+    """--no-reference: the model's outputs on folders of LR images, scored by no-reference metrics only."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..data.benchmark import find_dataset_dir
+    from ..evaluate_noref import evaluate_no_reference
+    from ..metrics.report import scores_csv
+    from .metrics import create_metrics
+
+    clash = [name for name, value in (("--lr-source", args.lr_source != "generate"), ("--lr-dir", args.lr_dir),
+                                      ("--degradation", args.degradation), ("--self-ensemble", args.self_ensemble),
+                                      ("--rgb", args.rgb), ("--crop", args.crop is not None)) if value]
+    if clash:
+        raise ConfigError(f"{', '.join(clash)}: not used with --no-reference (the inputs are LR images, no HR)")
+    metrics = create_metrics(args.metric or ["all"], args.metric_weights, reference=False)
+    models = _models(args)
+    folders = [find_dataset_dir(d, args.data_root) for d in args.dataset]
+    model_name = args.model if args.model not in (None, "auto") else describe(models[0][1]).label
+    results = []
+    for folder in folders:
+        for scale, model in models:
+            save = args.save_images / folder.name / f"x{scale}" if args.save_images is not None else None
+            results.append(evaluate_no_reference(model, folder, metrics, scale=scale, device=args.device,
+                                                 save_dir=save))
+    names = [m.name for m in metrics]
+    table = Table(title=f"{model_name}: no-reference scores of the outputs")
+    for col in ("dataset", "scale", "images", *(f"{m.name} ({'lower' if m.lower_is_better else 'higher'} better)"
+                                                for m in metrics)):
+        table.add_column(col, justify="left" if col == "dataset" else "right")
+    for r in results:
+        table.add_row(r.dataset, f"x{r.scale}", str(len(r.images)), *(f"{r.score(n):.4f}" for n in names))
+    Console().print(table)
+    if args.csv is not None:
+        rows = []
+        for r in results:
+            rows += [((model_name, r.dataset, r.scale, name), scores) for name, scores in r.images]
+            rows.append(((model_name, r.dataset, r.scale, "mean"), {n: r.score(n) for n in names}))
+        _write_atomic(args.csv, scores_csv(("model", "dataset", "scale", "image"), names, rows))
+    if args.json is not None:
+        payload = {"model": model_name, "weights": [str(w) for w in args.weights_files or []] or None,
+                   "no_reference": True, "results": [r.to_dict() for r in results]}
+        _write_atomic(args.json, json.dumps(payload, indent=2) + "\n")
+    return 0
+
