@@ -89,3 +89,46 @@ def evaluate_at_scale(model: nn.Module, hr_dir: str | os.PathLike, scale: float,
     mean = [float(np.mean([getattr(r, k) for r in rows])) for k in ("psnr", "ssim")]
     base = [float(np.mean([getattr(r, k) for r in bicubic])) if bicubic else float("nan") for k in ("psnr", "ssim")]
     return ScaleResult(float(scale), mean[0], mean[1], base[0], base[1], len(rows))
+
+
+def outscale_size(height: int, width: int, outscale: float) -> tuple[int, int]:
+    """The output (height, width) of ``--outscale``: round(H * s) x round(W * s)."""
+    if not math.isfinite(outscale) or outscale <= 0:
+        raise ConfigError(f"--outscale must be a number > 0, not {outscale:g}")
+    return max(1, round(height * outscale)), max(1, round(width * outscale))
+
+
+def _resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from .imresize import imresize
+
+    t = torch.from_numpy(np.ascontiguousarray(plane)).float()
+    t = t.permute(2, 0, 1) if t.dim() == 3 else t
+    out = imresize(t, size=size).clamp_(0.0, 1.0)
+    return (out.permute(1, 2, 0) if out.dim() == 3 else out).numpy()
+
+
+def outscale_image(model: nn.Module, image, outscale: float, run_fixed) -> object:  # noqa: ANN001 - Image in/out
+    """``image`` (a :class:`litesr.images.Image`) upscaled to round(outscale * size).
+
+    An arbitrary-scale model runs at that factor (its trained range is checked, warning once); any other model runs
+    at its own factor through ``run_fixed(image) -> Image`` (the engine: tiling, precision, memory), and the result is
+    resized to the target with MATLAB bicubic, as Real-ESRGAN's ``--outscale`` does. Alpha follows with bicubic."""
+    from dataclasses import replace
+
+    size = outscale_size(image.height, image.width, outscale)
+    if not is_arbitrary_scale_model(model):
+        result = run_fixed(image)
+        if (result.height, result.width) == size:
+            return result
+        alpha = _resize_plane(result.alpha, size) if result.alpha is not None else None
+        return replace(result, rgb=_resize_plane(result.rgb, size).astype(np.float32), alpha=alpha)
+    check_scale(model, outscale)
+    device = next(model.parameters()).device
+    rgb = image.rgb if image.rgb.shape[2] == 3 else np.repeat(image.rgb, 3, axis=2)
+    with torch.no_grad():
+        out = upscale_at_scale(model.eval(), _to_tensor(rgb * 255.0, device), outscale, size=size)
+    sr = out[0].permute(1, 2, 0).float().cpu().numpy()
+    if image.rgb.shape[2] == 1:
+        sr = sr.mean(axis=2, keepdims=True)
+    alpha = _resize_plane(image.alpha, size) if image.alpha is not None else None
+    return replace(image, rgb=np.ascontiguousarray(sr, dtype=np.float32), alpha=alpha)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .checkpoint_formats import read_by_content
 from .descriptor import describe
 from .errors import CheckpointError
 from .fileio import atomic_output
@@ -21,7 +20,8 @@ WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model
 
 
 def read_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False) -> Any:
-    """The raw object stored in ``path`` (a dict of tensors, or a nested dict for torch files)."""
+    """The raw object stored in ``path`` (a dict of tensors, or a nested dict for torch files), read by what its
+    bytes are (:mod:`litesr.checkpoint_formats`); pickled modules come back as their state dicts."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -31,44 +31,7 @@ def read_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False) -> A
         from .lut import read_lut
 
         return {"lut": torch.from_numpy(read_lut(path).values)}
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path}: not a valid safetensors file ({exc})") from None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=not allow_pickle)
-    except pickle.UnpicklingError as exc:
-        if allow_pickle:
-            raise CheckpointError(f"{path}: cannot unpickle ({exc})") from None
-        if "Unsupported operand" in str(exc) and "Unsupported global" not in str(exc):
-            # Not a pickle that asks for a forbidden class: bytes that are no pickle at all (random, wrong file).
-            raise CheckpointError(f"{path}: not a PyTorch checkpoint (not a zip archive, and not a pickle "
-                                  "stream either)") from None
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported global"
-        raise CheckpointError(
-            f"{path}: refused to unpickle arbitrary objects ({first[:160]}). "
-            "If you trust the file, convert it once with `litesr convert --allow-pickle IN OUT.safetensors` "
-            "(or pass allow_pickle=True)"
-        ) from None
-    except (
-        RuntimeError,
-        EOFError,
-        zipfile.BadZipFile,
-        OSError,
-        ValueError,
-        AttributeError,
-        ModuleNotFoundError,
-    ) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({msg[:200]})") from None
-    except (IndexError, KeyError, TypeError, UnicodeDecodeError, OverflowError, MemoryError) as exc:
-        # Random bytes read as a legacy pickle stream fail inside the unpickler itself.
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint (its bytes do not decode: "
-                              f"{type(exc).__name__})") from None
+    return read_by_content(path, allow_pickle=allow_pickle)
 
 
 _THOP_COUNTERS = frozenset({"total_ops", "total_params"})

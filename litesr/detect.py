@@ -8,6 +8,7 @@ counts once the model built from it has exactly the state dict's keys and shapes
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,9 @@ import torch
 from torch import nn
 
 from .checkpoint import extract_state_dict, load_into, read_checkpoint
+from .checkpoint_peel import Candidate, state_dict_candidates
 from .descriptor import describe, is_multi_scale_builder
+from .detect_structural import StructuralMatch, remap, structural_matches
 from .errors import CheckpointError, ConfigError
 from .registry import StateDict, all_archs, all_variants, create_model, get_variant
 
@@ -89,6 +92,58 @@ def describe_unknown(state_dict: StateDict, source: str) -> str:
     return f"{source}: no litesr architecture fits this state dict ({len(state_dict)} tensors). Closest: {hints}"
 
 
+@dataclass(frozen=True)
+class Resolution:
+    """How a checkpoint was recognised: the match, the state dict under litesr's names, where in the file it was,
+    the tensors left outside it, and, when the names differed, the structural key mapping."""
+
+    match: Match
+    state_dict: dict[str, torch.Tensor]
+    candidate: Candidate
+    structural: StructuralMatch | None = None
+
+    @property
+    def stage(self) -> str:
+        return "structure (names differ)" if self.structural is not None else "names"
+
+
+def _scale_ok(match: Match, scale: int | None) -> bool:
+    return scale is None or match.config.get("scale", scale) == scale or _multi_scale(match)
+
+
+def resolve(raw: Any, source: str, *, scale: int | None = None) -> Resolution:
+    """Find the model in a checkpoint: by names, in every container and subtree the file holds
+    (:func:`litesr.checkpoint_peel.state_dict_candidates`), then by structure. Two architectures that fit are
+    refused, naming both."""
+    candidates = state_dict_candidates(raw)
+    if not candidates:
+        extract_state_dict(raw, source=source)  # raises the usual "contains no tensors" error
+    found: list[Resolution] = []
+    for cand in candidates:
+        found += [Resolution(m, cand.tensors, cand) for m in detect_architecture(cand.tensors) if _scale_ok(m, scale)]
+    if not found:
+        for cand in candidates:
+            for sm in structural_matches(cand.tensors):
+                match = Match(sm.arch, sm.config)
+                if _scale_ok(match, scale):
+                    found.append(Resolution(match, remap(cand.tensors, sm), cand, sm))
+    if not found:
+        raise CheckpointError(describe_unknown(candidates[0].tensors, source))
+    archs = list(dict.fromkeys(r.match.arch for r in found))
+    if len(archs) > 1:
+        fits_desc = "; ".join(
+            f"{r.match.describe()} ({r.candidate.where()}, by {r.stage})"
+            for r in {r.match.arch: r for r in reversed(found)}.values()
+        )
+        raise CheckpointError(f"{source}: fits several architectures: {fits_desc}. Choose one with --model")
+    return found[0]
+
+
+def inspect_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False, scale: int | None = None) -> Resolution:
+    """What :func:`load_model` would do with ``path``, without building the model (``litesr inspect``)."""
+    return resolve(read_checkpoint(path, allow_pickle=allow_pickle), str(path), scale=scale)
+
+
 def load_model(
     checkpoint: str | os.PathLike | StateDict,
     model: str = "auto",
@@ -106,17 +161,28 @@ def load_model(
     raw: Any = None
     if isinstance(checkpoint, Mapping):
         state_dict, source = dict(checkpoint), "state dict"
+        raw = state_dict
     else:
         source = str(checkpoint)
         raw = read_checkpoint(checkpoint, allow_pickle=allow_pickle)
-        state_dict = extract_state_dict(raw, param_key=param_key, source=source)
+        try:
+            state_dict = extract_state_dict(raw, param_key=param_key, source=source)
+        except CheckpointError:
+            if model != "auto" or param_key is not None or not state_dict_candidates(raw):
+                raise
+            state_dict = {}  # tensors in a container of another name: found by ``resolve`` below
 
+    resolved: Resolution | None = None
     if model == "auto":
-        matches = detect_architecture(state_dict)
-        if scale is not None:
-            matches = [m for m in matches if m.config.get("scale", scale) == scale or _multi_scale(m)]
+        matches = [m for m in detect_architecture(state_dict) if _scale_ok(m, scale)]
         if not matches:
-            raise CheckpointError(describe_unknown(state_dict, source))
+            # Not by names where the usual unwrapping put it: other containers and subtrees, then by structure.
+            resolved = resolve(raw if param_key is None else state_dict, source, scale=scale)
+            matches, state_dict = [resolved.match], resolved.state_dict
+            if resolved.candidate.ignored:
+                warnings.warn(f"{source}: loaded {resolved.candidate.where()}; ignored "
+                              f"{len(resolved.candidate.ignored)} tensors beside it "
+                              f"(e.g. {', '.join(resolved.candidate.ignored[:3])})", stacklevel=2)
         if len({m.arch for m in matches}) > 1:
             raise CheckpointError(
                 f"{source}: fits several architectures: {'; '.join(m.describe() for m in matches)}. "
@@ -151,7 +217,8 @@ def load_model(
     # BasicSR files hold ``params`` and ``params_ema`` (same shapes); detection used the default preference, but an
     # architecture whose official test reads the other set names it in ``preferred_param_key`` (e.g. light SAFMN++).
     preferred = describe(net).preferred_param_key
-    if param_key is None and preferred and isinstance(raw, Mapping) and isinstance(raw.get(preferred), Mapping):
+    if param_key is None and preferred and resolved is None and isinstance(raw, Mapping) \
+            and isinstance(raw.get(preferred), Mapping):
         state_dict = extract_state_dict(raw, param_key=preferred, source=source)
     load_into(net, state_dict, source=source)
     if scale is not None and hasattr(net, "set_scale"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -50,6 +51,9 @@ class ArbitraryScaleSR(SRModel):
         self.body = nn.Sequential(*(ResBlock(n_feats, 3) for _ in range(n_resblocks)), conv(n_feats, n_feats, 3))
         self.upsampler = self.build_head(n_feats)
         if residual == "bicubic":
+            # A marker in the state dict, so a checkpoint says it needs the bicubic residual (detection sees only
+            # tensors; loaded without it, a residual model's output is far off).
+            self.register_buffer("residual_bicubic", torch.ones(()))
             # Start at bicubic: the head's last layer begins near zero, so early training refines instead of
             # first unlearning a random image (the official init puts the first outputs at about +-0.5).
             last = [m for m in self.upsampler.modules() if isinstance(m, nn.Linear)][-1]
@@ -100,7 +104,8 @@ def _detect_backbone(sd: StateDict, head_key: str) -> dict | None:
     if head_key not in sd or "head.0.weight" not in sd or "body.0.body.0.weight" not in sd:
         return None
     return {"scale": 2, "n_feats": int(sd["head.0.weight"].shape[0]),
-            "n_resblocks": count_indexed(sd, r"body\.(\d+)\.body\.0\.weight$")}
+            "n_resblocks": count_indexed(sd, r"body\.(\d+)\.body\.0\.weight$"),
+            "residual": "bicubic" if "residual_bicubic" in sd else "none"}
 
 
 def _detect_meta(sd: StateDict) -> dict | None:

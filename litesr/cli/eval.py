@@ -30,8 +30,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "the multi-scale table")
     p.add_argument("--dataset", action="append", required=True, metavar="NAME_OR_DIR",
                    help="repeatable; a name under --data-root (Set5) or a folder (HR/ inside, or images directly)")
-    p.add_argument("--scale", action="append", type=int, default=None,
-                   help="repeatable; default: the checkpoint's scale")
+    p.add_argument("--scale", action="append", type=float, default=None,
+                   help="repeatable; default: the checkpoint's scale. Arbitrary-scale models (metasr/liif) take any "
+                        "factor >= 1 (2.5), with Meta-SR's protocol: LR by MATLAB bicubic at that factor, border "
+                        "ceil(factor), bicubic's score beside")
     p.add_argument("--data-root", type=Path, default=None,
                    help="folder holding the datasets (default $LITESR_DATA_ROOT, else ./datasets)")
     p.add_argument("--lr-source", choices=("generate", "given", "replicate"), default="generate",
@@ -72,6 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _models(args: argparse.Namespace) -> list[tuple[int, nn.Module]]:
     """(scale, model) for every scale to evaluate; one model object when a checkpoint is multi-scale."""
+    from ..arbitrary import check_scale
     from ..detect import load_model
     from ..registry import count_parameters, create_model
 
@@ -80,6 +83,9 @@ def _models(args: argparse.Namespace) -> list[tuple[int, nn.Module]]:
     scales = list(dict.fromkeys(args.scale or []))
     if args.weights is not None:
         model = load_model(args.weights, model=args.model or "auto", allow_pickle=args.allow_pickle)
+        for s in scales:
+            check_scale(model, s, describe(model).label)  # a non-integer factor needs an arbitrary-scale model
+        scales = [int(s) for s in scales]
         own, multi = describe(model).scale, describe(model).multi_scale
         for s in scales:
             if s != own and not multi:
@@ -89,6 +95,10 @@ def _models(args: argparse.Namespace) -> list[tuple[int, nn.Module]]:
         raise ConfigError("give --weights FILE, or --model NAME for a model without weights (e.g. bicubic)")
     if not scales:
         raise ConfigError(f"--model {args.model} without --weights needs --scale")
+    if any(not float(s).is_integer() for s in scales):
+        raise ConfigError(f"{args.model} is an integer-scale model; x{next(s for s in scales if s % 1):g} needs an "
+                          "arbitrary-scale model (metasr_edsr_baseline, liif_edsr_baseline) and its --weights")
+    scales = [int(s) for s in scales]
     built = [(s, create_model(args.model, scale=s)) for s in scales]
     if count_parameters(built[0][1]):
         raise ConfigError(f"{args.model} has trainable parameters; give --weights (a random model measures nothing)")
@@ -158,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
     if args.no_reference:
         return _run_no_reference(args)
     extra = build_metrics(args)  # a typo or a missing weights file stops here, before any model time
+    if args.weights is not None and args.scale and any(not float(s).is_integer() for s in args.scale):
+        return _run_arbitrary(args)
     models = _models(args)
     model_name = args.model if args.model not in (None, "auto") else describe(models[0][1]).label
     weights = ", ".join(map(str, args.weights_files or []))
@@ -225,6 +237,47 @@ def _saved_run(model_name: str, weights: str, jobs: list, results: list[Any]) ->
         {**r.to_dict(), "images_dir": f"{data.name}/x{r.scale}", "hr_dir": str(Path(data.hr_dir).resolve()),
          "lr_dir": str(Path(data.lr_dir).resolve()) if data.lr_dir is not None else None}
         for (data, _, _), r in zip(jobs, results)]}
+
+
+def _run_arbitrary(args: argparse.Namespace) -> int:
+    """Non-integer factors (arbitrary-scale models): Meta-SR's protocol (:func:`litesr.arbitrary.evaluate_at_scale`)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..arbitrary import check_scale, evaluate_at_scale
+    from ..data.benchmark import open_dataset
+    from ..detect import load_model
+    from ..device import resolve_device
+
+    options = (("--lr-source", args.lr_source != "generate"), ("--lr-dir", args.lr_dir),
+               ("--degradation", args.degradation), ("--self-ensemble", args.self_ensemble),
+               ("--save-images", args.save_images), ("--csv", args.csv), ("--rgb", args.rgb),
+               ("--crop", args.crop is not None))
+    unsupported = [name for name, value in options if value]
+    if unsupported:
+        raise ConfigError(f"{', '.join(unsupported)}: not available at non-integer factors (Meta-SR protocol only)")
+    model = load_model(args.weights, model=args.model or "auto", allow_pickle=args.allow_pickle)
+    label = describe(model).label
+    scales = list(dict.fromkeys(args.scale))
+    for s in scales:
+        check_scale(model, s, label)
+    device = resolve_device(args.device)
+    model = model.to(device).eval()
+    hr_dirs = [(d, open_dataset(d, 2, root=args.data_root).hr_dir) for d in args.dataset]
+    results = [(name, evaluate_at_scale(model, hr, s, device=device)) for name, hr in hr_dirs for s in scales]
+    table = Table(title=f"{label} ({args.weights}): PSNR/SSIM on Y, Meta-SR protocol (MATLAB bicubic LR at x)")
+    for col in ("dataset", "scale", "images", "PSNR (dB)", "SSIM", "bicubic PSNR"):
+        table.add_column(col, justify="left" if col == "dataset" else "right")
+    for name, r in results:
+        table.add_row(Path(name).name, f"x{r.scale:g}", str(r.images), f"{r.psnr:.2f}", f"{r.ssim:.4f}",
+                      f"{r.bicubic_psnr:.2f}")
+    Console().print(table)
+    if args.json is not None:
+        payload = {"model": label, "weights": str(args.weights), "protocol": "meta-sr", "results": [
+            {"dataset": Path(name).name, "scale": r.scale, "images": r.images, "psnr": r.psnr, "ssim": r.ssim,
+             "bicubic_psnr": r.bicubic_psnr, "bicubic_ssim": r.bicubic_ssim} for name, r in results]}
+        _write_atomic(args.json, json.dumps(payload, indent=2) + "\n")
+    return 0
 
 
 def _run_no_reference(args: argparse.Namespace) -> int:

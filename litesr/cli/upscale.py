@@ -36,6 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="checkpoint (.pth/.safetensors) instead of litesr's shipped weights")
     p.add_argument("--scale", type=int, default=None, metavar="S",
                    help=f"upscaling factor (default: the checkpoint's, else {DEFAULT_SCALE})")
+    p.add_argument("--outscale", type=float, default=None, metavar="X",
+                   help="final factor, any number (2.7): arbitrary-scale models (metasr_edsr_baseline, "
+                        "liif_edsr_baseline) run at it; other models upscale by their own factor and the result is "
+                        "resized to it with MATLAB bicubic, as Real-ESRGAN's --outscale")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="process N x N pieces to bound memory (0: never; default: only images over "
                         f"{AUTO_TILE_PIXELS // 2**20} MP, sized to half the free memory)")
@@ -98,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     from ..descriptor import describe
 
     scale = describe(model).scale
+    if args.outscale is not None:
+        return _run_outscale(args, model, label, options)
     jobs = plan_jobs(args.inputs, args.output, suffix=args.suffix if args.suffix is not None else f"_x{scale}",
                      format=args.format, overwrite=args.overwrite)
     if args.compare is not None:
@@ -108,6 +114,44 @@ def run(args: argparse.Namespace) -> int:
                         quality=args.quality, compare=args.compare,
                         header=f"{label}: {options.precision} on {options.device}"  # what auto chose, and why
                         + (f"; {backend_note}" if backend_note else ""))
+    if failures:
+        print(f"litesr upscale: {failures} of {len(jobs)} images failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _run_outscale(args: argparse.Namespace, model, label: str, options) -> int:  # noqa: ANN001 - engine objects
+    """``--outscale X``: one image at a time through :func:`litesr.arbitrary.outscale_image`."""
+    from ..arbitrary import check_scale, is_arbitrary_scale_model, outscale_image, outscale_size
+    from ..descriptor import describe
+    from ..errors import ConfigError, LitesrError
+    from ..images import read_image, write_image
+    from ..upscale_jobs import plan_jobs, upscale
+
+    if args.compare is not None or args.backend != "torch":
+        raise ConfigError("--outscale runs eager torch without --compare; drop --compare/--backend")
+    outscale_size(1, 1, args.outscale)  # a bad number fails before any work
+    own = describe(model).scale
+    if is_arbitrary_scale_model(model):
+        check_scale(model, args.outscale, label)
+        how = f"{label} at x{args.outscale:g} (arbitrary-scale model, whole image, fp32)"
+    else:
+        how = f"{label} at its x{own}, then MATLAB bicubic to x{args.outscale:g}"
+    suffix = args.suffix if args.suffix is not None else f"_x{args.outscale:g}"
+    jobs = plan_jobs(args.inputs, args.output, suffix=suffix, format=args.format, overwrite=args.overwrite)
+    print(how)
+    failures = 0
+    for job in jobs:
+        try:
+            image = read_image(job.source, max_pixels=args.max_pixels)
+            result = outscale_image(model, image, args.outscale,
+                                    lambda img, source=job.source: upscale(model, img, options, source))
+            write_image(job.target, result, format=args.format, quality=args.quality)
+            print(f"{job.source} -> {job.target} ({image.width}x{image.height} -> {result.width}x{result.height})")
+        except LitesrError as exc:
+            if len(jobs) == 1:
+                raise
+            failures += 1
+            print(f"litesr upscale: error: {exc}", file=sys.stderr)
     if failures:
         print(f"litesr upscale: {failures} of {len(jobs)} images failed", file=sys.stderr)
     return 1 if failures else 0
