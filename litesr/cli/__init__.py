@@ -8,10 +8,10 @@ import importlib
 import importlib.util
 import sys
 
-from ..errors import LitesrError
+from ..errors import LitesrError, clean_message
 
 SUBCOMMANDS = ("upscale", "eval", "train", "models", "profile", "leaderboard", "export", "quantize", "convert",
-               "studio", "metrics", "compare", "fit_niqe", "zssr", "dip", "sr3")
+               "inspect", "studio", "metrics", "compare", "fit_niqe", "zssr", "dip", "sr3")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except LitesrError as exc:
-        print(f"litesr {args.command}: error: {exc}", file=sys.stderr)
+        print(f"litesr {args.command}: error: {clean_message(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"litesr {args.command}: interrupted", file=sys.stderr)
