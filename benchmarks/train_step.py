@@ -1,13 +1,17 @@
-"""One training step of SSIU x2 (batch 16, LR 64x64): litesr's fastest CPU mode against plain fp32 eager PyTorch.
+"""One training step of SSIU x2 (batch 16, LR 64x64): litesr's step against plain fp32 eager PyTorch, alternating.
 
     python benchmarks/train_step.py [--model ssiu] [--batch 16] [--lr-size 64] [--steps 5] [--compile] [--threads N]
+                                    [--bound]
 
 Both sides train the same model (same initial weights, same batch, L1 + 0.01 FFT loss, AdamW):
 - baseline: fp32, contiguous (NCHW) tensors, torch.optim.AdamW with its default (foreach) implementation;
 - litesr: the engine's own step (``Trainer.optimization_step``) with ``precision: auto`` (bf16 autocast on AMX CPUs and
-  CUDA, fp32 elsewhere; printed with the CPU flags that decided it), channels_last,
+  CUDA, fp32 elsewhere; printed with the CPU flags that decided it), channels_last where auto picks it,
   fused AdamW, and torch.compile with ``--compile``.
-Prints ms/step of each (median of ``--steps`` after warm-up) and the ratio.
+The contenders are timed in turn (baseline, litesr, baseline, litesr ...) after ``--warmup`` steps each, so that the
+load of a shared machine hits both alike; medians and their ratio are printed. ``--bound`` also profiles one litesr
+step (share of the step spent in convolutions, forward and backward) and measures this machine's fp32 matmul peak on
+one thread, to say what bounds the step where the goal (1.5x) is missed.
 """
 
 from __future__ import annotations
@@ -22,16 +26,55 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def median_ms(step, steps: int, warmup: int) -> float:
-    for _ in range(warmup):
-        step()
+from _common import alternate, load_average, machine  # noqa: E402
+
+CONV_OPS = ("aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward", "aten::mkldnn_convolution",
+            "aten::convolution_backward", "aten::_convolution_depthwise2d", "aten::thnn_conv2d")
+
+
+def _runs(timings, name: str) -> str:
+    return ", ".join(f"{t * 1000:.0f}" for t in timings.runs[name])
+
+
+def matmul_peak_gflops(rounds: int = 3) -> float:
+    """fp32 GFLOP/s of a 1024 x 1024 matmul on the threads in force (median of ``rounds``)."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    torch.mm(a, b)
     times = []
-    for _ in range(steps):
+    for _ in range(rounds):
         t0 = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    return 2 * 1024**3 / statistics.median(times) / 1e9
+
+
+def bound_report(step, net: torch.nn.Module, args: argparse.Namespace) -> str:
+    """Where one step's time goes (profiler self time: convolutions vs the rest), the step's conv GFLOP/s (3 x the
+    forward MACs x 2: forward, input gradient, weight gradient) and the fraction of the matmul peak that is."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from litesr.profile import count_ops
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(times)
+    by_op = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+    total = sum(by_op.values())
+    conv = sum(v for k, v in by_op.items() if k in CONV_OPS)
+    top = sorted(by_op.items(), key=lambda kv: -kv[1])[:6]
+    macs = count_ops(net, (args.lr_size, args.lr_size)).total_macs * args.batch
+    conv_gflops = 3 * 2 * macs / (conv / 1e6) / 1e9 if conv else float("nan")
+    peak = matmul_peak_gflops()
+    lines = [f"## bound: one litesr step, profiler self time {total / 1e6:.2f} s",
+             f"convolutions (forward + backward): {conv / total:.0%} of the step, {conv_gflops:.1f} GFLOP/s "
+             f"= {conv_gflops / peak:.0%} of this machine's fp32 matmul peak now ({peak:.1f} GFLOP/s, 1024^3 mm)",
+             f"everything else (element-wise, norms, attention, FFT loss, optimiser): {1 - conv / total:.0%}",
+             "top operators: " + ", ".join(f"{k} {v / total:.0%}" for k, v in top)]
+    if conv:
+        lines.append(f"if every non-convolution op took no time at all, the step would be {total / conv:.2f}x "
+                     "faster: the most any fp32 fusion (torch.compile) can give on this CPU")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -44,6 +87,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--compile", action="store_true", help="also torch.compile the litesr side")
+    parser.add_argument("--bound", action="store_true",
+                        help="profile one litesr step: conv share, conv GFLOP/s vs this machine's fp32 matmul peak")
     parser.add_argument("--precision", default="auto",
                         help="litesr side: auto (default: litesr.device's choice for this CPU, printed), bf16 or fp32")
     args = parser.parse_args()
@@ -102,16 +147,22 @@ def main() -> int:
               f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
               f"CPU capability {torch.backends.cpu.get_cpu_capability()}, "
               f"mkldnn bf16 {torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
-        t_compile = time.perf_counter()
-        fast = median_ms(litesr_step, args.steps, args.warmup)
-        first_s = time.perf_counter() - t_compile
-        base = median_ms(baseline_step, args.steps, args.warmup)
+        print(f"# {machine()}")
+        print(f"# {trainer.precision_choice}")
+        print(f"# at start: {load_average()}")
+        t_start = time.perf_counter()
+        timings = alternate({"baseline": baseline_step, "litesr": litesr_step}, args.steps, warmup=args.warmup)
+        total_s = time.perf_counter() - t_start
+        if args.bound:
+            print(bound_report(litesr_step, trainer.net, args))
         trainer.close()
+    base, fast = timings.median("baseline") * 1000.0, timings.median("litesr") * 1000.0
     mode = f"{trainer.precision} autocast, channels_last {trainer.channels_last}, fused AdamW {bool(fused)}"
     mode += ", torch.compile" if args.compile else ""
-    print(f"baseline fp32 eager : {base:9.1f} ms/step")
-    print(f"litesr ({mode}): {fast:9.1f} ms/step  (warm-up + timed steps took {first_s:.1f} s)")
-    print(f"speed-up            : {base / fast:9.2f}x")
+    print(f"baseline fp32 eager : {base:9.1f} ms/step  (runs: {_runs(timings, 'baseline')})")
+    print(f"litesr ({mode}): {fast:9.1f} ms/step  (runs: {_runs(timings, 'litesr')})")
+    print(f"speed-up            : {base / fast:9.2f}x  (warm-up + {args.steps} alternating rounds: {total_s:.1f} s)")
+    print(f"# at end: {load_average()}")
     return 0
 
 
