@@ -1,7 +1,7 @@
 """litesr's CPU paths against the plain fp32 eager reference implementation, same weights, one run, alternating.
 
     python benchmarks/cpu_speed.py [--models imdn,rlfn,ssiu,swinir_light] [--scale 4] [--size 160x96]
-                                   [--rounds 7] [--threads 1] [--compile] [--onnx] [--psnr]
+                                   [--rounds 7] [--threads 1] [--compile] [--onnx] [--openvino] [--psnr]
 
 Reference: spandrel's implementation where it has the architecture (SwinIR; torchvision stubbed as in the tests),
 else a plain fp32 eager run of the official-structure module. Weights: the official checkpoints in ../shared/weights
@@ -11,6 +11,7 @@ Contenders (all through ``litesr.inference.run_model``, so padding and ranges ar
   litesr fp32         eager, deploy forms folded (litesr.fast.prepare_model)
   litesr fp32 NHWC    channels-last
   litesr fp32 onnx    ONNX Runtime (litesr.fast.OnnxBackend, dynamic H/W export; --onnx)
+  litesr fp32 openvino OpenVINO on the same export (litesr.fast.OpenVinoBackend, f32 hint; --openvino)
   litesr fp32 compile torch.compile with frozen weights (--compile; the first call compiles, not timed)
   litesr bf16         autocast to bfloat16, channels-last
   litesr bf16 compile (--compile)
@@ -43,7 +44,7 @@ from _common import (  # noqa: E402
 
 
 def contenders_for(model: torch.nn.Module, reference: torch.nn.Module, x: torch.Tensor, use_compile: bool,
-                   use_onnx: bool, threads: int) -> dict[str, tuple[str, torch.nn.Module]]:
+                   use_onnx: bool, threads: int, use_openvino: bool = False) -> dict[str, tuple[str, torch.nn.Module]]:
     """name -> (precision, runnable model)."""
     import copy
 
@@ -60,6 +61,11 @@ def contenders_for(model: torch.nn.Module, reference: torch.nn.Module, x: torch.
             paths["litesr fp32 onnx"] = ("fp32", prepare_model(fresh(), backend="onnx", threads=threads))
         except Exception as exc:  # noqa: BLE001 - a benchmark reports what it could not run
             print(f"  (onnx path unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
+    if use_openvino:
+        try:
+            paths["litesr fp32 openvino"] = ("fp32", prepare_model(fresh(), backend="openvino", threads=threads))
+        except Exception as exc:  # noqa: BLE001 - a benchmark reports what it could not run
+            print(f"  (openvino path unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
     if use_compile:
         paths["litesr fp32 compile"] = ("fp32", prepare_model(fresh(), backend="compile"))
     paths["litesr bf16"] = ("bf16", Autocast(prepare_model(fresh(), precision="bf16"), "bf16"))
@@ -88,6 +94,8 @@ def main() -> int:
     parser.add_argument("--compile", action="store_true", help="add the torch.compile paths")
     parser.add_argument("--onnx", action="store_true",
                         help="add the ONNX Runtime path (exporting SSIU or SwinIR-light takes many minutes)")
+    parser.add_argument("--openvino", action="store_true",
+                        help="add the OpenVINO path (pip install 'litesr[openvino]'; exports ONNX first, as --onnx)")
     parser.add_argument("--psnr", action="store_true", help="Set5 PSNR of the reference and the bf16 paths")
     parser.add_argument("--psnr-compiled", action="store_true",
                         help="with --psnr, also the compiled bf16 path (compiles once per Set5 image size: slow)")
@@ -105,7 +113,7 @@ def main() -> int:
         model, weights = load_zoo_model(name, args.scale)
         reference, reference_kind = reference_model(name, model)
         print(f"\n## {name} x{args.scale}: {weights}; reference: {reference_kind}")
-        paths = contenders_for(model, reference, x, args.compile, args.onnx, args.threads)
+        paths = contenders_for(model, reference, x, args.compile, args.onnx, args.threads, args.openvino)
 
         outputs: dict[str, torch.Tensor] = {}
         timings = alternate({key: _runner(net, key, x, outputs) for key, (_, net) in paths.items()}, args.rounds)
