@@ -27,10 +27,6 @@ def read_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False) -> A
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: checkpoint file is empty")
-    if path.suffix == ".npy":  # an SR-LUT table (the official files): int8, read without unpickling
-        from .lut import read_lut
-
-        return {"lut": torch.from_numpy(read_lut(path).values)}
     return read_by_content(path, allow_pickle=allow_pickle)
 
 
