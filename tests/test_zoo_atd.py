@@ -82,5 +82,6 @@ def test_inverse_permutation() -> None:
 def test_any_size_and_contract() -> None:
     model = litesr.create_model("atd", scale=2, **litesr.registry.get_arch("atd").tiny).eval()
     assert model.pad_multiple == 1 and model.input_range == 1.0  # pads itself (symmetric), see the module docstring
+    assert litesr.describe(model).safe_precisions == ("fp32", "bf16")  # spandrel: supports_half=False
     with torch.no_grad():
         assert model(torch.rand(1, 3, 3, 9)).shape == (1, 3, 6, 18)

@@ -57,6 +57,7 @@ def test_safmn_bcie_matches_spandrel(spandrel, config: dict) -> None:
 
 def test_safmn_bcie_any_size() -> None:
     model = litesr.create_model("safmn_bcie", scale=1, **litesr.registry.get_arch("safmn_bcie").tiny).eval()
+    assert litesr.describe(model).safe_precisions == ("fp32", "bf16")  # spandrel: supports_half=False
     with torch.no_grad():
         assert model(torch.rand(1, 3, 5, 11)).shape == (1, 3, 5, 11)
         assert model(torch.rand(1, 3, 21, 35)).shape == (1, 3, 21, 35)

@@ -289,6 +289,7 @@ class ATD(DerivedBuffers, SRModel):
     """
 
     derived_buffers = ("relative_position_index_SA",)
+    safe_precisions = ("fp32", "bf16")  # as spandrel declares it (supports_half=False): fp16 is not verified
 
     def __init__(self, scale: int = 2, in_chans: int = 3, embed_dim: int = 210, depths: Sequence[int] = (6,) * 6,
                  num_heads: int | Sequence[int] = (6,) * 6, window_size: int = 16, category_size: int = 256,

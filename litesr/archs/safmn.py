@@ -196,6 +196,7 @@ class SAFMNBCIE(SRModel):
     """
 
     color_space = "rgb"
+    safe_precisions = ("fp32", "bf16")  # as spandrel declares it (supports_half=False)
 
     def __init__(self, scale: int = 1, dim: int = 32, n_blocks: int = 6, num_layers: int = 6, ffn_scale: float = 2.0,
                  upscaling_factor: int = 2) -> None:
