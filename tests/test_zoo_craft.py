@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from zoo_parity import check_parity, check_variants_detect_as_themselves, parameter_count_on_meta
+from zoo_parity import check_parity, check_variants_detect_as_themselves, parameter_count_on_meta, random_state
 
 import litesr
 from litesr.archs.craft import mirror_pad
@@ -18,10 +18,12 @@ CASES = [
     dict(scale=3, embed_dim=16, depths=(1,), num_heads=(4,), split_size=(4, 8), mlp_ratio=1.5,
          resi_connection="identity", qkv_bias=False),
     dict(scale=4, in_chans=1, embed_dim=12, depths=(1, 1), num_heads=(2, 2), split_size=(4, 16)),
+    # the position-bias MLP is embed_dim / 32 wide: from 64 on it is more than a per-head constant
+    dict(scale=2, embed_dim=64, depths=(1,), num_heads=(4,), split_size=(2, 8), mlp_ratio=1.0),
 ]
 
 
-@pytest.mark.parametrize("config", CASES, ids=lambda c: f"x{c['scale']}")
+@pytest.mark.parametrize("config", CASES, ids=lambda c: f"x{c['scale']}-{c['embed_dim']}")
 def test_craft_matches_spandrel(spandrel, config: dict) -> None:
     check_parity(spandrel, "craft", config, (13, 19), renames=RENAMES, spandrel_id="CRAFT")
 
@@ -63,3 +65,21 @@ def test_any_size() -> None:
     assert model.pad_multiple == 1 and model.input_range == 1.0
     with torch.no_grad():
         assert model(torch.rand(1, 3, 5, 9)).shape == (1, 3, 10, 18)
+
+
+def test_groups_match_spandrel_at_full_weight_scale(spandrel) -> None:
+    """Whole-model parity runs at the 0.05 weight scale, where attention barely reaches the output and the position
+    MLP (embed_dim / 32 wide) is nearly constant. Here one residual group (SRWAB, shifted SRWAB, HFERB, HFB) runs
+    alone at weight scale 0.5 and embed 128; tolerance 1e-5 of the output."""
+    config = dict(scale=2, embed_dim=128, depths=(1,), num_heads=(4,), split_size=(2, 8), mlp_ratio=1.0)
+    ours = litesr.create_model("craft", **config).eval()
+    state = random_state(ours, 0, std=0.5)
+    ours.load_state_dict(state)
+    ref = spandrel.ModelLoader().load_from_state_dict(dict(state)).model.eval()
+    x = torch.randn(1, 128, 16, 24, generator=torch.Generator().manual_seed(1))
+    params = {"attn_mask": (None, None), "rpi_sa_h": ref.relative_position_index_h,
+              "rpi_sa_v": ref.relative_position_index_v, "biases_v": ref.biases_v, "biases_h": ref.biases_h}
+    tables = (ours.biases_h, ours.relative_position_index_h, ours.biases_v, ours.relative_position_index_v)
+    with torch.no_grad():
+        want = ref.layers[0](x, (16, 24), params)
+        assert float((ours.layers[0](x, tables) - want).abs().max()) <= 1e-5 * float(want.abs().max())

@@ -9,10 +9,10 @@ import math
 
 import pytest
 import torch
-from zoo_parity import check_parity, check_variants_detect_as_themselves, parameter_count_on_meta
+from zoo_parity import check_parity, check_variants_detect_as_themselves, parameter_count_on_meta, random_state
 
 import litesr
-from litesr.archs._grl_ops import anchor_mask, coords_table, position_index
+from litesr.archs._grl_ops import anchor_mask, coords_table, position_index, tables_for
 
 # spandrel builds every GRL for 64 x 64 patches (its tables are dropped and recomputed): img_size is not compared.
 RENAMES = {"scale": "upscale", "in_chans": "in_channels", "img_size": "-"}
@@ -82,3 +82,22 @@ def test_pads_to_the_stripe_multiple() -> None:
     assert litesr.describe(model).safe_precisions == ("fp32", "bf16")  # spandrel: supports_half=False
     with torch.no_grad():
         assert model(torch.rand(1, 3, 5, 9)).shape == (1, 3, 10, 18)  # too small to reflect: zeros, as official
+
+
+def test_blocks_match_spandrel_at_full_weight_scale(spandrel) -> None:
+    """Whole-model parity runs at the 0.05 weight scale, where attention barely reaches the output. Here blocks 0-3
+    (window shift or not, horizontal / vertical stripes, stripe shift in 2 and 3, the CAB branch) run alone at weight
+    scale 0.5 with their tables for the map; tolerance 1e-5 of the output."""
+    config = dict(scale=2, **{**_SMALL, "embed_dim": 36}, **STORED, local_connection=True)
+    ours = litesr.create_model("grl", **config).eval()
+    state = random_state(ours, 0, std=0.5)
+    ours.load_state_dict(state)
+    ref = spandrel.ModelLoader().load_from_state_dict(dict(state)).model.eval()
+    h, w = 16, 32
+    x = torch.randn(1, h * w, 36, generator=torch.Generator().manual_seed(1))
+    tables = tables_for(h, w, 4, (8, 16), 2)
+    with torch.no_grad():
+        their_tables = ref.get_table_index_mask(x.device, (h, w))
+        for ours_block, their_block in zip(ours.layers[0].blocks, ref.layers[0].blocks, strict=True):
+            want = their_block(x, (h, w), their_tables)
+            assert float((ours_block(x, h, w, tables) - want).abs().max()) <= 1e-5 * float(want.abs().max())
