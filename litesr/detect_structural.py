@@ -272,6 +272,14 @@ def _template(arch: str, scale: int) -> tuple[_Node, frozenset[str]] | None:
     return _tree(shapes), frozenset(k.rsplit(".", 1)[-1] for k in shapes)
 
 
+def _nearly(matcher: _Matcher, tmpl: _Node, tree: _Node) -> bool:
+    """All but one of the template's top-level modules have a counterpart in the file (scales differ in one place,
+    the upsampler), so the template of another scale is worth building."""
+    missing = sum(1 for t in tmpl.children.values() if not any(matcher.match(t, f) is not None
+                                                                 for f in tree.children.values()))
+    return missing <= 1 and set(tmpl.leaves) == set(tree.leaves)
+
+
 def structural_matches(state_dict: StateDict) -> list[StructuralMatch]:
     """Every architecture whose structure the state dict has, with the config that fits it exactly."""
     from .detect import fits  # late: detect imports this module
@@ -289,9 +297,10 @@ def structural_matches(state_dict: StateDict) -> list[StructuralMatch]:
             template = _template(arch, scale)
             if template is None or not leaf_names <= template[1]:
                 break  # the first scale's template says enough: the other scales are not built
-            if scale != spec.scales[0] and len(template[0].children) != len(tree.children):
-                break
-            mapping = _Matcher(sorted_file).match(template[0], tree)
+            matcher = _Matcher(sorted_file)
+            mapping = matcher.match(template[0], tree)
+            if mapping is None and not _nearly(matcher, template[0], tree):
+                break  # more than the upsampler differs: other scales (costly to build) cannot fit either
             if mapping is None or len(mapping) != len(shapes) or tuple(mapping.items()) in tried:
                 continue
             tried.add(tuple(mapping.items()))
