@@ -60,6 +60,10 @@ def extract_state_dict(obj: Any, *, param_key: str | None = None, source: str = 
     for prefix in ("module.", "model.", "_orig_mod."):
         if all(k.startswith(prefix) for k in tensors):
             tensors = {k[len(prefix) :]: v for k, v in tensors.items()}
+    # GAN trainers (GRL's real-world files, e.g. bsr_grl_base.ckpt) keep the generator under ``model_g.`` beside the
+    # discriminator and losses: the generator is the model.
+    if any(k.startswith("model_g.") for k in tensors):
+        tensors = {k[len("model_g.") :]: v for k, v in tensors.items() if k.startswith("model_g.")}
     return tensors
 
 

@@ -105,3 +105,15 @@ def test_blocks_match_spandrel_at_full_weight_scale(spandrel) -> None:
         for ours_block, their_block in zip(ours.layers[0].blocks, ref.layers[0].blocks, strict=True):
             want = their_block(x, (h, w), their_tables)
             assert float((ours_block(x, h, w, tables) - want).abs().max()) <= 1e-5 * float(want.abs().max())
+
+
+def test_generator_under_model_g_is_unwrapped(tmp_path) -> None:
+    """GRL's GAN files keep the generator under ``model_g.`` beside the discriminator (spandrel cleans them the same
+    way): load_model reads the generator alone."""
+    model = litesr.create_model("grl", **CASES["tables-t-x3"])
+    state = {f"model_g.{k}": v for k, v in model.state_dict().items()}
+    state["model_d.conv0.weight"] = torch.zeros(8, 3, 3, 3)
+    torch.save({"state_dict": state}, tmp_path / "bsr_grl.ckpt")
+    loaded = litesr.load_model(tmp_path / "bsr_grl.ckpt")
+    assert litesr.describe(loaded).arch == "grl" and litesr.describe(loaded).scale == 3
+    assert torch.equal(loaded.conv_first.weight, model.conv_first.weight)
