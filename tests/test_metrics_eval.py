@@ -76,3 +76,15 @@ def test_eval_no_reference_scores_outputs_of_lr_folders(tmp_path, hr_folder, cap
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
         assert not target.exists()
+
+
+def test_metric_all_means_every_metric_usable_with_the_files_given(tmp_path):
+    from litesr.cli.metrics import create_metrics
+    from litesr.metrics.niqe import NIQEModel
+
+    names = [m.name for m in create_metrics(["all"], None)]
+    assert {"ms_ssim", "gmsd", "fsim", "fsimc", "vif", "sharpness", "psnr", "ssim"} <= set(names)
+    assert not {"lpips", "dists", "niqe"} & set(names)  # their files were not given
+    (tmp_path / "n.npz").write_bytes(NIQEModel(np.zeros(36), np.eye(36)).to_bytes())
+    no_ref = create_metrics(["all"], [f"niqe={tmp_path / 'n.npz'}"], reference=False)
+    assert [m.name for m in no_ref] == ["niqe", "sharpness"]
