@@ -40,40 +40,50 @@ class Net(nn.Module):
 '''
 
 
-def _save_pickled(tmp_path: Path, state_dict: dict, legacy: bool) -> Path:
-    """Save ``Net(state_dict)`` with ``torch.save(model)`` in a subprocess whose ``vdsr`` module only it can see."""
-    author = tmp_path / "author"
+CASES = {"vdsr": (False, False), "rfdn": (True, False), "rlfn": (False, True)}  # arch: (legacy format, renamed)
+
+
+@pytest.fixture(scope="module")
+def pickled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict]]:
+    """Each case saved with ``torch.save({"epoch": 50, "model": vdsr.Net(...)})`` in one subprocess, the only place
+    the author's ``vdsr`` module can be imported."""
+    root = tmp_path_factory.mktemp("pickled")
+    author = root / "author"
     author.mkdir()
     (author / "vdsr.py").write_text(AUTHOR_MODULE)
-    torch.save(state_dict, tmp_path / "tensors.pt")
-    out = tmp_path / "model_epoch_50.pth"
+    jobs, out = [], {}
+    for arch, (legacy, renamed) in CASES.items():
+        sd = zoo_model(arch).state_dict()
+        sd = rename_blocks(sd) if renamed else sd
+        torch.save(sd, root / f"{arch}_tensors.pt")
+        out[arch] = (root / f"{arch}_model_epoch_50.pth", sd)
+        jobs.append((str(root / f"{arch}_tensors.pt"), str(out[arch][0]), not legacy))
     script = textwrap.dedent(f"""
         import sys, torch
         sys.path.insert(0, {str(author)!r})
         import vdsr
-        net = vdsr.Net(torch.load({str(tmp_path / 'tensors.pt')!r}))
-        torch.save({{"epoch": 50, "model": net}}, {str(out)!r}, _use_new_zipfile_serialization={not legacy})
+        for tensors, target, zip_format in {jobs!r}:
+            net = vdsr.Net(torch.load(tensors))
+            torch.save({{"epoch": 50, "model": net}}, target, _use_new_zipfile_serialization=zip_format)
     """)
     subprocess.run([sys.executable, "-c", script], check=True)
     return out
 
 
-@pytest.mark.parametrize(("arch", "legacy", "renamed"), [("vdsr", False, False), ("rfdn", True, False),
-                                                         ("rlfn", False, True)])
-def test_pickled_module_converts_and_loads(tmp_path: Path, arch: str, legacy: bool, renamed: bool,
+@pytest.mark.parametrize("arch", sorted(CASES))
+def test_pickled_module_converts_and_loads(pickled: dict, tmp_path: Path, arch: str,
                                            capsys: pytest.CaptureFixture) -> None:
     model = zoo_model(arch)
-    sd = rename_blocks(model.state_dict()) if renamed else model.state_dict()
-    path = _save_pickled(tmp_path, sd, legacy)
+    path, sd = pickled[arch]
     with pytest.raises(ModuleNotFoundError):
         torch.load(path, weights_only=False)  # the author's class is not importable here
     converted = tmp_path / "model.safetensors"
     assert main(["convert", str(path), str(converted)]) == 0, capsys.readouterr().err
-    assert not (tmp_path / "author" / "SETSTATE_RAN").exists()
+    assert not (path.parent / "author" / "SETSTATE_RAN").exists()
     tensors = load_state_dict(converted)
     assert set(tensors) == set(sd) and all(torch.equal(tensors[k], v) for k, v in sd.items())
     assert same_outputs(model, litesr.load_model(path))  # also directly, without converting
-    if not renamed:  # renamed keys in a sorted (safetensors) file: the block order is lost (see docs/checkpoints.md)
+    if not CASES[arch][1]:  # renamed keys in a sorted (safetensors) file lose the block order (docs/checkpoints.md)
         assert same_outputs(model, litesr.load_model(converted))
 
 
