@@ -147,11 +147,12 @@ class SCC(nn.Module):
         if ngram:
             self.ngram_window_partition = NGramWindowPartition(dim, window_size, num_heads)
         self.pos = DynamicPosBias(dim // 4, num_heads)
-        # Derived tables built on the CPU even under ``torch.device("meta")`` (meta index arithmetic is slow; they are
-        # not parameters, and ``.to()`` moves them with the model).
+        # Derived tables computed on the CPU (index arithmetic under ``torch.device("meta")`` is slow), then put on
+        # the device the model is being built on, as the parameters are.
+        here = torch.empty(0).device
         span = torch.arange(1 - window_size, window_size, device="cpu")
         offsets = torch.stack(torch.meshgrid(span, span, indexing="ij"))
-        self.register_buffer("rpe_biases", offsets.flatten(1).transpose(0, 1).float(), persistent=False)
+        self.register_buffer("rpe_biases", offsets.flatten(1).transpose(0, 1).float().to(here), persistent=False)
         # The official code gathers an (N, N) bias and averages it over each pooled cell; averaging the table with an
         # s x s box first and gathering (N, cells) of it is the same sum without the N x N tensor (N = 4096 for the
         # 64-pixel windows: 134 MB of indices per block). Token (y, x), cell (a, b): row y - a*s + ws - s of the box.
@@ -159,7 +160,7 @@ class SCC(nn.Module):
         k = (torch.arange(window_size, device="cpu")[:, None] - torch.arange(self.base, device="cpu")[None, :] * cell
              + window_size - cell)
         index = k[:, None, :, None] * (2 * window_size - cell) + k[None, :, None, :]  # y, x, a, b
-        self.register_buffer("pooled_index", index.reshape(window_size**2, self.base**2), persistent=False)
+        self.register_buffer("pooled_index", index.reshape(window_size**2, self.base**2).to(here), persistent=False)
 
     def position_bias(self) -> Tensor:
         """(heads, N, cells): the dynamic bias of each token to each pooled cell (mean over the cell's tokens)."""
