@@ -1,7 +1,10 @@
-"""One training step of SSIU x2 (batch 16, LR 64x64): litesr's step against plain fp32 eager PyTorch, alternating.
+"""One training step of SSIU x2 and rdesa x2: litesr's step against plain fp32 eager PyTorch, alternating.
 
-    python benchmarks/train_step.py [--model ssiu] [--batch 16] [--lr-size 64] [--steps 5] [--compile] [--threads N]
-                                    [--bound]
+    python benchmarks/train_step.py [--model ssiu,rdesa] [--batch 4] [--lr-size 32] [--steps 2] [--warmup 1]
+                                    [--compile] [--threads N] [--bound]
+
+With no flags it finishes in a few minutes on a small, loaded CPU (batch 4, LR 32x32, one warm-up and 2 timed steps
+per side); ``--batch 16 --lr-size 64 --steps 5 --warmup 2`` is the longer run.
 
 Both sides train the same model (same initial weights, same batch, L1 + 0.01 FFT loss, AdamW):
 - baseline: fp32, contiguous (NCHW) tensors, torch.optim.AdamW with its default (foreach) implementation;
@@ -79,12 +82,12 @@ def bound_report(step, net: torch.nn.Module, args: argparse.Namespace) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="ssiu")
+    parser.add_argument("--model", default="ssiu,rdesa", help="one model or several, comma-separated")
     parser.add_argument("--scale", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--lr-size", type=int, default=64, help="LR patch side")
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--lr-size", type=int, default=32, help="LR patch side (default 32)")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per side (median reported; default 2)")
+    parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--compile", action="store_true", help="also torch.compile the litesr side")
     parser.add_argument("--bound", action="store_true",
@@ -93,16 +96,36 @@ def main() -> int:
                         help="litesr side: auto (default: litesr.device's choice for this CPU, printed), bf16 or fp32")
     args = parser.parse_args()
 
-    from litesr.data.train import make_synthetic_set
-    from litesr.losses import build_loss
-    from litesr.registry import create_model, list_models
-    from litesr.train import Trainer, build_config
+    from litesr.registry import list_models
 
-    if args.model not in list_models():
-        print(f"model {args.model!r} is not registered here; try --model imdn", file=sys.stderr)
+    names = [m.strip() for m in args.model.split(",") if m.strip()]
+    unknown = [m for m in names if m not in list_models()]
+    if unknown or not names:
+        print(f"--model: {', '.join(unknown) or 'nothing'} is not a registered model; try --model imdn",
+              file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
+    summary = []
+    for name in names:
+        base, fast = run_model_benchmark(name, args)
+        summary.append((name, base, fast))
+    print(f"\n## summary: litesr's train step vs plain fp32 eager, x{args.scale}, batch {args.batch}, "
+          f"LR {args.lr_size}x{args.lr_size}, median of {args.steps} alternating steps")
+    for name, base, fast in summary:
+        print(f"{name:>10} x{args.scale}: baseline {base:9.1f} ms, litesr {fast:9.1f} ms, speed-up {base / fast:.2f}x")
+    print(f"# at end: {load_average()}")
+    return 0
+
+
+def run_model_benchmark(model_name: str, args: argparse.Namespace) -> tuple[float, float]:
+    """Median ms per step of the baseline and of litesr for one model (printed as it goes)."""
+    from litesr.data.train import make_synthetic_set
+    from litesr.losses import build_loss
+    from litesr.registry import create_model
+    from litesr.train import Trainer, build_config
+
+    args = argparse.Namespace(**{**vars(args), "model": model_name})
     hr_side = args.lr_size * args.scale
     torch.manual_seed(0)
     lr = torch.rand(args.batch, 3, args.lr_size, args.lr_size)
@@ -143,7 +166,7 @@ def main() -> int:
         def litesr_step() -> None:
             trainer.optimization_step(batch)
 
-        print(f"{args.model} x{args.scale}, batch {args.batch}, LR {args.lr_size}x{args.lr_size}, "
+        print(f"\n## {args.model} x{args.scale}, batch {args.batch}, LR {args.lr_size}x{args.lr_size}, "
               f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
               f"CPU capability {torch.backends.cpu.get_cpu_capability()}, "
               f"mkldnn bf16 {torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
@@ -162,8 +185,8 @@ def main() -> int:
     print(f"baseline fp32 eager : {base:9.1f} ms/step  (runs: {_runs(timings, 'baseline')})")
     print(f"litesr ({mode}): {fast:9.1f} ms/step  (runs: {_runs(timings, 'litesr')})")
     print(f"speed-up            : {base / fast:9.2f}x  (warm-up + {args.steps} alternating rounds: {total_s:.1f} s)")
-    print(f"# at end: {load_average()}")
-    return 0
+    print(f"# {load_average()}")
+    return base, fast
 
 
 if __name__ == "__main__":

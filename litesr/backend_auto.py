@@ -1,13 +1,16 @@
 """``--backend auto``: the fastest fp32 CPU backend for this model, measured here once and remembered.
 
-The candidates (:data:`CANDIDATES`) are eager PyTorch in NCHW and in channels-last, ``torch.compile``, ONNX Runtime
-and OpenVINO (the last two only where installed). Each is prepared with :func:`litesr.fast.prepare_model`, run once to
-warm up (compiling, for ``compile``), then timed in turn (A B C A B C ...) on a small input of the shape bucket; a
-candidate whose output differs from fp32 eager by more than ``tolerance`` (1e-4 on [0, 1] images) is ruled out. The
-winner is cached per model (architecture, variant, config), shape bucket (sides rounded up to powers of two) and
-machine (CPU model and family, threads, library versions) in a JSON file in the user cache directory
-(:func:`cache_path`; ``LITESR_CACHE_DIR`` overrides it), written atomically; a later run reads the choice instead of
-measuring again.
+The default candidates (:data:`DEFAULT_CANDIDATES`) are eager PyTorch in NCHW and in channels-last, ONNX Runtime and
+OpenVINO (the last two only where installed). ``torch.compile`` is one of :data:`CANDIDATES` but measured only when
+asked for (``candidates=[..., "compile"]``; ``--backend compile`` runs it outright): its first compile took over 15
+minutes for SSIU on a loaded 2-core machine, too long for a warm-up. A model without parameters (bicubic) has nothing
+to speed up: ``auto`` is the torch backend there, measured on nothing. Each candidate is prepared with
+:func:`litesr.fast.prepare_model`, run once to warm up (compiling, for ``compile``), then timed in turn (A B C A B C
+...) on a small input of the shape bucket; a candidate whose output differs from fp32 eager by more than ``tolerance``
+(1e-4 on [0, 1] images) is ruled out. The winner is cached per model (architecture, variant, config), shape bucket
+(sides rounded up to powers of two) and machine (CPU model and family, threads, library versions) in a JSON file in
+the user cache directory (:func:`cache_path`; ``LITESR_CACHE_DIR`` overrides it), written atomically; a later run
+reads the choice instead of measuring again.
 
 Reduced precision and CUDA are not measured here: there ``auto`` means the torch backend (the precision rule is
 :mod:`litesr.device`'s).
@@ -35,6 +38,7 @@ from .fast import prepare_model
 from .forward import run_model
 
 CANDIDATES: tuple[str, ...] = ("torch", "torch-nhwc", "compile", "onnx", "openvino")
+DEFAULT_CANDIDATES: tuple[str, ...] = ("torch", "torch-nhwc", "onnx", "openvino")  # compile only when asked for
 CACHE_VERSION = 1
 
 
@@ -47,8 +51,11 @@ class BackendChoice:
     from_cache: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
     ruled_out: dict[str, str] = field(default_factory=dict)
+    reason: str = ""  # why nothing was measured (reduced precision, CUDA, a model without parameters)
 
     def __str__(self) -> str:
+        if self.reason:
+            return f"backend auto -> {self.backend} ({self.reason})"
         if self.from_cache:
             return f"backend auto -> {self.backend} (measured earlier for inputs up to {self.bucket}; cached)"
         measured = ", ".join(f"{name} {ms:.1f} ms" for name, ms in sorted(self.timings_ms.items(), key=lambda i: i[1]))
@@ -96,10 +103,10 @@ def model_key(model: nn.Module) -> str:
 
 
 def available_candidates() -> list[str]:
-    """The candidates that can run here (ONNX Runtime and OpenVINO only where installed)."""
+    """The default candidates that can run here (ONNX Runtime and OpenVINO only where installed; not compile)."""
     from .export import openvino_available
 
-    names = ["torch", "torch-nhwc", "compile"]
+    names = ["torch", "torch-nhwc"]
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -166,12 +173,18 @@ def prepare_fastest(
 ) -> tuple[nn.Module, BackendChoice]:
     """``model`` prepared with the fastest measured backend for inputs of ``sample_hw``'s bucket, and the choice.
 
-    ``candidates``: a subset of :data:`CANDIDATES` (default: all that are installed). The measurement runs on an input
-    of the bucket's size capped at 128 x 128 pixels a side (a small warm-up, not the real images)."""
+    ``candidates``: a subset of :data:`CANDIDATES` (default: those of :data:`DEFAULT_CANDIDATES` that are installed;
+    name ``"compile"`` to measure torch.compile too). The measurement runs on an input of the bucket's size capped at
+    128 x 128 pixels a side (a small warm-up, not the real images)."""
     target = torch.device(device)
     if target.type != "cpu" or precision != "fp32":
         prepared = prepare_model(model, device=target, precision=precision)
-        return prepared, BackendChoice("torch", "any", False, ruled_out={"others": "auto measures fp32 on the CPU"})
+        return prepared, BackendChoice("torch", "any", False,
+                                       reason=f"{precision} on {target.type}: auto measures fp32 on the CPU only")
+    if not any(p.numel() for p in model.parameters()):
+        return prepare_model(model), BackendChoice("torch", "any", False,
+                                                   reason="the model has no parameters: nothing to speed up, "
+                                                          "not measured")
     names = list(candidates) if candidates is not None else available_candidates()
     unknown = [n for n in names if n not in CANDIDATES]
     if unknown or not names:

@@ -126,3 +126,56 @@ def test_auto_is_torch_for_reduced_precision_without_measuring(tmp_path):
 def test_auto_refuses_unknown_candidates(tmp_path):
     with pytest.raises(LitesrError, match="unknown backend candidates"):
         prepare_fastest(_tiny(), (32, 32), candidates=("tensorrt",), cache_file=tmp_path / "c.json")
+
+
+def test_auto_leaves_compile_out_unless_asked(monkeypatch):
+    assert "compile" in backend_auto.CANDIDATES and "compile" not in backend_auto.DEFAULT_CANDIDATES
+    assert "compile" not in backend_auto.available_candidates()
+    assert set(backend_auto.available_candidates()) <= set(backend_auto.DEFAULT_CANDIDATES)
+    seen = []
+
+    def record(model, sample_hw, candidates, **kwargs):
+        seen.extend(candidates)
+        return {"torch": 1.0}, {}, {"torch": model}
+
+    monkeypatch.setattr(backend_auto, "measure_backends", record)
+    prepare_fastest(_tiny(), (32, 32), use_cache=False)
+    assert seen and "compile" not in seen
+    seen.clear()
+    prepare_fastest(_tiny(), (32, 32), candidates=("torch", "compile"), use_cache=False)  # opt-in still works
+    assert seen == ["torch", "compile"]
+
+
+def test_auto_measures_nothing_for_a_model_without_parameters(tmp_path, monkeypatch):
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured a model that has nothing to speed up")
+
+    monkeypatch.setattr(backend_auto, "measure_backends", no_measuring)
+    bicubic = litesr.create_model("bicubic", scale=2)
+    prepared, choice = prepare_fastest(bicubic, (64, 64), cache_file=tmp_path / "c.json")
+    assert choice.backend == "torch" and "no parameters" in str(choice)
+    assert not (tmp_path / "c.json").exists()
+    x = torch.rand(1, 3, 8, 8)
+    assert _out(prepared, x).shape == (1, 3, 16, 16)
+
+
+def test_upscale_cli_bicubic_backend_auto_says_why_it_measured_nothing(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from litesr.cli import main
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured bicubic")
+
+    monkeypatch.setattr(backend_auto, "measure_backends", no_measuring)
+    monkeypatch.setenv("LITESR_CACHE_DIR", str(tmp_path / "cache"))
+    image = tmp_path / "in.png"
+    Image.new("RGB", (8, 6), (10, 20, 30)).save(image)
+    out = tmp_path / "out.png"
+    code = main(["upscale", str(image), "-o", str(out), "--model", "bicubic", "--scale", "2", "--backend", "auto"])
+    captured = capsys.readouterr()
+    assert code == 0
+    with Image.open(out) as result:
+        assert result.size == (16, 12)
+    assert "backend auto -> torch (the model has no parameters" in captured.out + captured.err
+    assert not (tmp_path / "cache").exists()

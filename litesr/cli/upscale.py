@@ -52,7 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("torch", "compile", "onnx", "openvino", "auto"), default="torch",
                    help="torch (eager, default), compile (torch.compile: slow first image, faster after), onnx "
                         "(ONNX Runtime, fp32 on CPU), openvino (fp32 on CPU; pip install 'litesr[openvino]') or auto "
-                        "(the fastest of these, measured once per model, input size and machine, then cached)")
+                        "(the fastest of torch, onnx and openvino, not compile, measured once per model, input size "
+                        "and machine, then cached; nothing measured for a model without parameters)")
     p.add_argument("--max-memory", default=None, metavar="SIZE",
                    help="keep the whole process under SIZE (2GB, 1.5GiB, 800MB; CUDA: GPU memory): tiles are sized "
                         "to fit, and images are done one at a time")
