@@ -3,8 +3,8 @@
 The default candidates (:data:`DEFAULT_CANDIDATES`) are eager PyTorch in NCHW and in channels-last, ONNX Runtime and
 OpenVINO (the last two only where installed). ``torch.compile`` is one of :data:`CANDIDATES` but measured only when
 asked for (``candidates=[..., "compile"]``; ``--backend compile`` runs it outright): its first compile took over 15
-minutes for SSIU on a loaded 2-core machine, too long for a warm-up. A model without parameters (bicubic) has nothing
-to speed up: ``auto`` is the torch backend there, measured on nothing. Each candidate is prepared with
+minutes in an earlier run on a loaded 2-core machine, too long for a warm-up. A model without parameters (bicubic) has
+nothing to speed up: ``auto`` is the torch backend there, measured on nothing. Each candidate is prepared with
 :func:`litesr.fast.prepare_model`, run once to warm up (compiling, for ``compile``), then timed in turn (A B C A B C
 ...) on a small input of the shape bucket; a candidate whose output differs from fp32 eager by more than ``tolerance``
 (1e-4 on [0, 1] images) is ruled out. The winner is cached per model (architecture, variant, config), shape bucket
