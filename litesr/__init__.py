@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
-from . import perceptual  # noqa: F401  (registers the perceptual, texture and tv losses with losses.build_loss)
-from . import metric_losses  # noqa: F401  (registers the gmsd and lpips losses)
+from . import (
+    metric_losses,  # noqa: F401  (registers the gmsd and lpips losses)
+    perceptual,  # noqa: F401  (registers the perceptual, texture and tv losses with losses.build_loss)
+)
 from .checkpoint import load_state_dict, save_safetensors
 from .descriptor import ModelDescriptor, describe
 from .detect import detect_architecture, load_model

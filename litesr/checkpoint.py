@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -94,6 +95,22 @@ def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], *, source: str
             )
         raise CheckpointError(f"{source}: does not fit {arch}: " + "; ".join(parts))
     model.load_state_dict(state_dict, strict=True)
+
+
+def read_identity(path: str | os.PathLike) -> tuple[str, dict[str, Any]] | None:
+    """The architecture and configuration litesr recorded in a safetensors file's metadata (``arch``, ``config``),
+    or None. It carries what tensor shapes cannot show (attention heads, window sizes, a category size)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        config = json.loads(meta["config"]) if "config" in meta else None
+    except Exception:  # noqa: BLE001 - not a safetensors file, or no readable identity: detection decides alone
+        return None
+    if not isinstance(meta.get("arch"), str) or not isinstance(config, dict):
+        return None
+    return meta["arch"], config
 
 
 def save_safetensors(

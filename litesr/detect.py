@@ -16,12 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import extract_state_dict, load_into, read_checkpoint
+from .checkpoint import extract_state_dict, load_into, read_checkpoint, read_identity
 from .checkpoint_peel import Candidate, state_dict_candidates
 from .descriptor import describe, is_multi_scale_builder
 from .detect_structural import StructuralMatch, remap, structural_matches
 from .errors import CheckpointError, ConfigError
 from .registry import StateDict, all_archs, all_variants, create_model, get_variant
+from .shape_fit import build_on_meta, fits, shape_signature
 
 
 @dataclass(frozen=True)
@@ -32,25 +33,6 @@ class Match:
     def describe(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.config.items())
         return f"{self.arch}({opts})"
-
-
-def _build(arch: str, config: Mapping[str, Any], device: str = "meta") -> nn.Module:
-    with torch.device(device):
-        return create_model(arch, **config)
-
-
-def _shape_signature(model: nn.Module) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
-def fits(arch: str, config: Mapping[str, Any], state_dict: StateDict) -> bool:
-    """True when ``arch(**config)`` has exactly the keys and shapes of ``state_dict``."""
-    try:
-        model = _build(arch, config)
-    except Exception:  # noqa: BLE001 - a proposal that cannot even be built does not fit
-        return False
-    want = {k: tuple(v.shape) for k, v in state_dict.items()}
-    return _shape_signature(model) == want
 
 
 def detect_architecture(state_dict: StateDict) -> list[Match]:
@@ -74,7 +56,7 @@ def closest_architectures(state_dict: StateDict, n: int = 3) -> list[tuple[str, 
     ranked = []
     for name in all_archs():
         try:
-            own = set(_build(name, {}).state_dict())
+            own = set(build_on_meta(name, {}).state_dict())
         except Exception:  # noqa: BLE001
             continue
         overlap = len(keys & own) / max(1, len(keys | own))
@@ -189,7 +171,7 @@ def load_model(
                 "Choose one with --model"
             )
         match = matches[0]
-        cfg = {**match.config, **config}
+        cfg = {**(_recorded_config(checkpoint, match) or match.config), **config}
         name = match.arch
     else:
         variant = get_variant(model)
@@ -225,6 +207,24 @@ def load_model(
         net.set_scale(scale)
     net.eval()
     return net
+
+
+def _recorded_config(checkpoint: Any, match: Match) -> dict[str, Any] | None:
+    """The configuration a litesr-written file records (options not given there take the builder's defaults), used
+    instead of detection's reading when it is of the detected architecture and builds the same tensors: it carries
+    what shapes cannot show (attention heads, window sizes, a scale-free model's scale)."""
+    if isinstance(checkpoint, Mapping):
+        return None
+    identity = read_identity(checkpoint)
+    if identity is None or identity[0] != match.arch:
+        return None
+    recorded = dict(identity[1])
+    try:
+        same = shape_signature(build_on_meta(match.arch, recorded)) == shape_signature(
+            build_on_meta(match.arch, match.config))
+    except Exception:  # noqa: BLE001 - an identity the builder refuses is ignored
+        return None
+    return recorded if same else None
 
 
 def _multi_scale(match: Match) -> bool:

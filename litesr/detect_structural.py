@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from .registry import StateDict, all_archs, create_model
+from .shape_fit import fits
 
 _MAX_CHILDREN_SEARCH = 64  # in a sorted file, how far to look for a template child's partner among its siblings
 
@@ -282,8 +283,6 @@ def _nearly(matcher: _Matcher, tmpl: _Node, tree: _Node) -> bool:
 
 def structural_matches(state_dict: StateDict) -> list[StructuralMatch]:
     """Every architecture whose structure the state dict has, with the config that fits it exactly."""
-    from .detect import fits  # late: detect imports this module
-
     shapes = {k: tuple(v.shape) for k, v in state_dict.items()}
     tree = _tree(shapes)
     sorted_file = list(shapes) == sorted(shapes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -18,25 +18,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import ConfigError
+from .loss_registry import LOSSES, register_loss
 
-_LOSSES: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_loss(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Class decorator: make a loss available to configs as ``{type: name, weight: w, ...options}``."""
-
-    def decorator(cls: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _LOSSES:
-            raise RuntimeError(f"loss {name!r} registered twice")
-        _LOSSES[name] = cls
-        return cls
-
-    return decorator
+_LOSSES = LOSSES
 
 
 def loss_names() -> list[str]:
     _load_extra_losses()
-    return sorted(_LOSSES)
+    return _LOSSES.names()
 
 
 def loss_options(name: str) -> list[str]:
@@ -62,7 +51,7 @@ class MSELoss(nn.Module):
         return F.mse_loss(pred, target)
 
 
-_LOSSES["mse"] = MSELoss
+_LOSSES.register("mse", MSELoss)
 
 
 @register_loss("charbonnier")

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import ConfigError
-from .losses import register_loss
+from .loss_registry import register_loss
 from .metrics._filters import downsample2_symmetric
 from .metrics.msssim import MS_SSIM_WEIGHTS, ssim_and_cs
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from .errors import ConfigError
-from .losses import register_loss
+from .loss_registry import register_loss
 
 
 def _plane(x: Tensor, color: str) -> Tensor:

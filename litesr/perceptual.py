@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from .checkpoint import load_state_dict
 from .errors import CheckpointError, ConfigError
-from .losses import register_loss
+from .loss_registry import register_loss
 
 # torchvision's vgg19 ``features``: channels of each 3x3 conv, "M" for a 2x2 max-pool.
 VGG19_LAYOUT: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",

@@ -13,17 +13,8 @@ import litesr
 from litesr.descriptor import describe
 from litesr.evaluate import evaluate
 from litesr.registry import all_variants
+from litesr.shipped import shipped_record, shipped_weights
 from litesr.upscale_jobs import DEFAULT_MODELS, FAST_MODELS
-
-# Set5 "bird" PSNR of each shipped file, measured with evaluate() when the file was added.
-RECORDED_BIRD_PSNR: dict[tuple[str, int], float] = {
-    ("rdesa_s", 2): 41.0252,
-    ("rdesa_s", 3): 35.2133,
-    ("rdesa_s", 4): 32.5809,
-    ("ssiu", 2): 41.7274,
-    ("ssiu", 3): 35.9676,
-    ("ssiu", 4): 33.0737,
-}
 
 SHIPPED = sorted((name, scale) for name, v in all_variants().items() for scale in v.pretrained)
 WEIGHTS = Path(litesr.__file__).parent / "weights"
@@ -47,11 +38,21 @@ def test_shipped_file_loads_as_its_architecture(name: str, scale: int):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name,scale", [k for k in SHIPPED if k in RECORDED_BIRD_PSNR])
+def test_the_record_lists_exactly_the_shipped_files():
+    """litesr/weights/shipped.json, the variants' `pretrained` entries and the files on disk name the same files."""
+    recorded = {(e.model, e.scale): e.file for e in shipped_weights()}
+    registered = {(name, scale): all_variants()[name].pretrained[scale] for name, scale in SHIPPED}
+    assert recorded == registered
+    assert sorted(recorded.values()) == sorted(p.name for p in WEIGHTS.glob("*.safetensors"))
+    for e in shipped_weights():
+        assert e.iterations > 0 and e.command.startswith("OMP_NUM_THREADS") and "Set5" in e.results, e.file
+
+
+@pytest.mark.parametrize("name,scale", SHIPPED)
 def test_shipped_file_reproduces_its_recorded_psnr(name: str, scale: int, datasets_dir: Path, tmp_path: Path):
     folder = tmp_path / "HR"
     folder.mkdir()
     (folder / "bird.png").write_bytes((datasets_dir / "Set5" / "HR" / "bird.png").read_bytes())
     model = litesr.create_model(name, scale=scale, pretrained=True)
     result = evaluate(model, tmp_path, scale=scale)
-    assert np.isclose(result.psnr, RECORDED_BIRD_PSNR[(name, scale)], atol=0.01), result.psnr
+    assert np.isclose(result.psnr, shipped_record(name, scale).bird_psnr, atol=0.01), result.psnr

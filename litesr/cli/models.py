@@ -11,11 +11,38 @@ from rich.table import Table
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the model zoo (architectures and named variants)")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'swinir*'")
+    p.add_argument("--shipped", action="store_true",
+                   help="list the weights litesr ships: training data, iterations, hardware, time, command, PSNR/SSIM")
     p.set_defaults(run=run)
+
+
+def _run_shipped(pattern: str) -> int:
+    import fnmatch
+
+    from ..shipped import shipped_weights
+
+    print("weights shipped with litesr (litesr/weights); PSNR / SSIM by `litesr eval`, MATLAB protocol "
+          "(LR by MATLAB bicubic, BT.601 Y, border crop = scale)")
+    for e in shipped_weights():
+        if not fnmatch.fnmatch(e.model, pattern):
+            continue
+        scores = "   ".join(f"{d} {e.results[d][0]:.2f} / {e.results[d][1]:.4f}" if d in e.results else f"{d} -"
+                           for d in ("Set5", "Set14", "B100"))
+        print(f"\n{e.model} x{e.scale}  {e.file} ({e.path.stat().st_size / 1e6:.1f} MB)")
+        print(f"  data:     {e.data}")
+        print(f"  training: {e.iterations:,} iterations, {e.hardware}, {e.wall_time}")
+        print(f"  command:  {e.command}")
+        print(f"  {scores}")
+        if e.notes:
+            print(f"  note:     {e.notes}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from ..registry import all_archs, all_variants, list_models
+
+    if args.shipped:
+        return _run_shipped(args.pattern)
 
     archs, variants = all_archs(), all_variants()
     table = Table(title="litesr model zoo")
