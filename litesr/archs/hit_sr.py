@@ -344,7 +344,7 @@ def _table(*rows: tuple[float, float]) -> dict[str, tuple[float, float]]:
 
 
 # Published PSNR/SSIM (Y), parameters and FLOPs (G, 1280x720 output): paper Table 2 (the official README's
-# figs/quantitative-comparison.png; the HiT-SRF row is also in ../shared/reference/published_numbers.md, SSIU table).
+# figs/quantitative-comparison.png; the HiT-SRF row is also in the published-numbers reference of the SSIU table).
 _PUBLISHED = {
     "hit_sir": ({2: 772_000, 3: 780_000, 4: 792_000}, {2: 209.9, 3: 94.2, 4: 53.8}, {
         2: _table((38.22, 0.9613), (33.91, 0.9213), (32.35, 0.9019), (33.02, 0.9365), (39.38, 0.9782)),

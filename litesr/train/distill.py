@@ -3,7 +3,7 @@
     train:
       distill:
         teacher: imdn
-        teacher_weights: ../shared/weights/IMDN/IMDN_x2.pth
+        teacher_weights: weights/IMDN_x2.pth
         output_weight: 1.0                       # L1(student SR, teacher SR)
         features: {fuse: c}                      # student layer -> teacher layer (named modules)
         feature_weight: 1.0
