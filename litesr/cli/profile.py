@@ -28,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Honest efficiency figures of a model: see docs/efficiency.md for the rules.")
     p.add_argument("--model", default="auto", help="zoo model name, or 'auto' with --weights (default)")
     p.add_argument("--weights", type=Path, default=None, help="checkpoint (architecture and config read from it)")
-    p.add_argument("--scale", type=int, default=None)
+    p.add_argument("--scale", type=float, default=None,
+                   help="upscaling factor; non-integer only for --upsampler blocks that support it (meta, liif)")
     p.add_argument("--latency-size", default="320x180", metavar="WxH",
                    help="LR input size of the latency runs (default 320x180: a 1280x720 output at x4); "
                         "'none' skips timing")
@@ -44,6 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="keep re-parameterisable models in their training form (default: fold, as inference does)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    p.add_argument("--upsampler", default=None, metavar="NAME",
+                   help="profile one upsampler block of litesr.upsamplers instead of a model (`--scale`, "
+                        "`--channels`; the feature map is --latency-size): parameters, MACs, output shape")
+    p.add_argument("--channels", type=int, default=64, help="input feature channels of --upsampler (default 64)")
     p.set_defaults(run=run)
 
 
@@ -61,6 +66,29 @@ def _parse_size(text: str) -> tuple[int, int] | None:
     return h, w
 
 
+def _run_upsampler(args: argparse.Namespace) -> int:
+    """Parameters and MACs of one upsampler block on a --latency-size feature map (issue 12's per-block figures)."""
+    import torch
+
+    from ..errors import ConfigError
+    from ..profile import OpCounter
+    from ..upsamplers import build_upsampler
+
+    if args.channels < 1:
+        raise ConfigError(f"--channels must be >= 1, not {args.channels}")
+    hw = _parse_size(args.latency_size) or (180, 320)
+    scale = args.scale or 2
+    block = build_upsampler(args.upsampler, args.channels, scale, 3).eval()
+    counter = OpCounter()
+    with torch.no_grad(), counter:
+        out = block(torch.zeros(1, args.channels, *hw))
+    params = sum(p.numel() for p in block.parameters())
+    macs = sum(counter.macs.values())
+    print(f"upsampler {args.upsampler} x{scale:g}, {args.channels} -> 3 channels on a {hw[1]}x{hw[0]} feature map: "
+          f"{params:,} parameters, {macs:,} MACs ({macs / 1e9:.3f} G), output {tuple(out.shape[1:])}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -72,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
     from ..profile import profile_model
     from ..registry import create_model
 
+    if args.upsampler is not None:
+        return _run_upsampler(args)
+    if args.scale is not None and args.scale == int(args.scale):
+        args.scale = int(args.scale)
     device = resolve_device(args.device)
     if args.weights is not None:
         model = load_model(args.weights, model=args.model, scale=args.scale)
