@@ -44,7 +44,6 @@ from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
 from .blocks import (
     DerivedBuffers,
-    UpsampleOneStep,
     count_indexed,
     relative_position_index,
     shifted_window_mask,
@@ -52,15 +51,15 @@ from .blocks import (
     window_reverse,
 )
 from .swinir import (
-    NUM_FEAT,
     RGB_MEAN,
     PatchEmbed,
     _as_tuple,
     _init_weights,
-    _upsample,
+    build_swin_tail,
     detect_swin_tail,
     image_to_tokens,
     residual_conv,
+    run_swin_tail,
     tokens_to_image,
     windowed_attention,
 )
@@ -333,27 +332,8 @@ class ATD(DerivedBuffers, SRModel):
         )
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = residual_conv(embed_dim, resi_connection)
-        self._make_reconstruction(embed_dim, in_chans, scale, upsampler)
+        build_swin_tail(self, embed_dim, in_chans, scale, upsampler)
         self.apply(_init_weights)
-
-    def _make_reconstruction(self, dim: int, out_ch: int, scale: int, upsampler: str) -> None:
-        if upsampler in ("pixelshuffle", "nearest+conv"):
-            self.conv_before_upsample = nn.Sequential(nn.Conv2d(dim, NUM_FEAT, 3, 1, 1), nn.LeakyReLU(inplace=True))
-        if upsampler == "pixelshuffle":
-            self.upsample = _upsample(scale, NUM_FEAT)
-            self.conv_last = nn.Conv2d(NUM_FEAT, out_ch, 3, 1, 1)
-        elif upsampler == "pixelshuffledirect":
-            self.upsample = UpsampleOneStep(scale, dim, out_ch)
-        elif upsampler == "nearest+conv":
-            if scale not in (2, 4, 8):
-                raise ConfigError(f"upsampler 'nearest+conv' supports x2, x4 and x8, not x{scale}")
-            for i in range(1, int(math.log2(scale)) + 1):
-                setattr(self, f"conv_up{i}", nn.Conv2d(NUM_FEAT, NUM_FEAT, 3, 1, 1))
-            self.conv_hr = nn.Conv2d(NUM_FEAT, NUM_FEAT, 3, 1, 1)
-            self.conv_last = nn.Conv2d(NUM_FEAT, out_ch, 3, 1, 1)
-            self.lrelu = nn.LeakyReLU(0.2, inplace=True)
-        else:
-            self.conv_last = nn.Conv2d(dim, out_ch, 3, 1, 1)
 
     def forward_features(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
@@ -376,18 +356,7 @@ class ATD(DerivedBuffers, SRModel):
             x = (x - mean) * self.img_range
         inp = x
         x = self.conv_first(x)
-        x = self.conv_after_body(self.forward_features(x)) + x
-        if self.upsampler == "pixelshuffle":
-            x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
-        elif self.upsampler == "pixelshuffledirect":
-            x = self.upsample(x)
-        elif self.upsampler == "nearest+conv":
-            x = self.conv_before_upsample(x)
-            for i in range(1, int(math.log2(self.scale)) + 1):
-                x = self.lrelu(getattr(self, f"conv_up{i}")(F.interpolate(x, scale_factor=2, mode="nearest")))
-            x = self.conv_last(self.lrelu(self.conv_hr(x)))
-        else:
-            x = inp + self.conv_last(x)
+        x = run_swin_tail(self, self.conv_after_body(self.forward_features(x)) + x, inp, self.scale)
         if self.norm_input:
             x = x / self.img_range + mean
         return x[..., : h * self.scale, : w * self.scale]

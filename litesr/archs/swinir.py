@@ -292,6 +292,44 @@ def _detect(sd: StateDict) -> dict[str, Any] | None:
     return config
 
 
+def build_swin_tail(host: nn.Module, dim: int, out_ch: int, scale: int, upsampler: str) -> None:
+    """SwinIR's reconstruction layers set on ``host`` under the official names (``conv_before_upsample``,
+    ``upsample``, ``conv_up*``, ``conv_hr``, ``conv_last``), for every SwinIR-family model with this tail."""
+    if upsampler == "pixelshuffle":
+        host.conv_before_upsample = nn.Sequential(nn.Conv2d(dim, NUM_FEAT, 3, 1, 1), nn.LeakyReLU(inplace=True))
+        host.upsample = _upsample(scale, NUM_FEAT)
+        host.conv_last = nn.Conv2d(NUM_FEAT, out_ch, 3, 1, 1)
+    elif upsampler == "pixelshuffledirect":
+        host.upsample = UpsampleOneStep(scale, dim, out_ch)
+    elif upsampler == "nearest+conv":
+        if scale not in (2, 4, 8):
+            raise ConfigError(f"upsampler 'nearest+conv' supports x2, x4 and x8, not x{scale}")
+        host.conv_before_upsample = nn.Sequential(nn.Conv2d(dim, NUM_FEAT, 3, 1, 1), nn.LeakyReLU(inplace=True))
+        for i in range(1, int(math.log2(scale)) + 1):
+            setattr(host, f"conv_up{i}", nn.Conv2d(NUM_FEAT, NUM_FEAT, 3, 1, 1))
+        host.conv_hr = nn.Conv2d(NUM_FEAT, NUM_FEAT, 3, 1, 1)
+        host.conv_last = nn.Conv2d(NUM_FEAT, out_ch, 3, 1, 1)
+        host.lrelu = nn.LeakyReLU(0.2, inplace=True)
+    else:
+        host.conv_last = nn.Conv2d(dim, out_ch, 3, 1, 1)
+
+
+def run_swin_tail(host: nn.Module, features: Tensor, inp: Tensor, scale: int) -> Tensor:
+    """The reconstruction :func:`build_swin_tail` made, on the deep features (``inp``: the input, for the
+    residual tail without upsampler)."""
+    upsampler = host.upsampler
+    if upsampler == "pixelshuffle":
+        return host.conv_last(host.upsample(host.conv_before_upsample(features)))
+    if upsampler == "pixelshuffledirect":
+        return host.upsample(features)
+    if upsampler == "nearest+conv":
+        x = host.conv_before_upsample(features)
+        for i in range(1, int(math.log2(scale)) + 1):
+            x = host.lrelu(getattr(host, f"conv_up{i}")(F.interpolate(x, scale_factor=2, mode="nearest")))
+        return host.conv_last(host.lrelu(host.conv_hr(x)))
+    return inp + host.conv_last(features)
+
+
 @register_arch(
     "swinir", scales=(2, 3, 4, 8, 1), paper="Liang et al., ICCVW 2021 (SwinIR)",
     detect=_detect,
@@ -369,23 +407,7 @@ class SwinIR(SRModel):
         )
 
     def make_reconstruction(self, dim: int, out_ch: int, scale: int, upsampler: str) -> None:
-        if upsampler == "pixelshuffle":
-            self.conv_before_upsample = nn.Sequential(nn.Conv2d(dim, NUM_FEAT, 3, 1, 1), nn.LeakyReLU(inplace=True))
-            self.upsample = _upsample(scale, NUM_FEAT)
-            self.conv_last = nn.Conv2d(NUM_FEAT, out_ch, 3, 1, 1)
-        elif upsampler == "pixelshuffledirect":
-            self.upsample = UpsampleOneStep(scale, dim, out_ch)
-        elif upsampler == "nearest+conv":
-            if scale not in (2, 4, 8):
-                raise ConfigError(f"upsampler 'nearest+conv' supports x2, x4 and x8, not x{scale}")
-            self.conv_before_upsample = nn.Sequential(nn.Conv2d(dim, NUM_FEAT, 3, 1, 1), nn.LeakyReLU(inplace=True))
-            for i in range(1, int(math.log2(scale)) + 1):
-                setattr(self, f"conv_up{i}", nn.Conv2d(NUM_FEAT, NUM_FEAT, 3, 1, 1))
-            self.conv_hr = nn.Conv2d(NUM_FEAT, NUM_FEAT, 3, 1, 1)
-            self.conv_last = nn.Conv2d(NUM_FEAT, out_ch, 3, 1, 1)
-            self.lrelu = nn.LeakyReLU(0.2, inplace=True)
-        else:
-            self.conv_last = nn.Conv2d(dim, out_ch, 3, 1, 1)
+        build_swin_tail(self, dim, out_ch, scale, upsampler)
 
     def shift_mask(self, h: int, w: int, device: torch.device) -> Tensor | None:
         """The shifted-window mask for an (h, w) padded map, shared by all shifted blocks of this forward."""
@@ -407,16 +429,7 @@ class SwinIR(SRModel):
         return self.conv_after_body(self.forward_features(x)) + x
 
     def reconstruct(self, x: Tensor, inp: Tensor) -> Tensor:
-        if self.upsampler == "pixelshuffle":
-            return self.conv_last(self.upsample(self.conv_before_upsample(self.deep_features(x))))
-        if self.upsampler == "pixelshuffledirect":
-            return self.upsample(self.deep_features(x))
-        if self.upsampler == "nearest+conv":
-            x = self.conv_before_upsample(self.deep_features(x))
-            for i in range(1, int(math.log2(self.scale * self.start_unshuffle)) + 1):
-                x = self.lrelu(getattr(self, f"conv_up{i}")(F.interpolate(x, scale_factor=2, mode="nearest")))
-            return self.conv_last(self.lrelu(self.conv_hr(x)))
-        return inp + self.conv_last(self.deep_features(x))
+        return run_swin_tail(self, self.deep_features(x), inp, self.scale * self.start_unshuffle)
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
