@@ -27,13 +27,14 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
 from .base import SRModel
-from .blocks import DerivedBuffers, DropPath, UpsampleOneStep, count_indexed, drop_path_rates, upsample_scale
+from .blocks import DerivedBuffers, DropPath, count_indexed, drop_path_rates, upsample_scale
 from .swinir import (
     RGB_MEAN,
     _as_tuple,
-    _upsample,
+    build_swin_tail,
     image_to_tokens,
     residual_conv,
+    run_swin_tail,
     tokens_to_image,
     windowed_attention,
 )
@@ -330,12 +331,7 @@ class DAT(SRModel):
         )
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = residual_conv(embed_dim, resi_connection)
-        if upsampler == "pixelshuffle":
-            self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, 64, 3, 1, 1), nn.LeakyReLU(inplace=True))
-            self.upsample: nn.Module = _upsample(scale, 64)
-            self.conv_last = nn.Conv2d(64, in_chans, 3, 1, 1)
-        else:
-            self.upsample = UpsampleOneStep(scale, embed_dim, in_chans)
+        build_swin_tail(self, embed_dim, in_chans, scale, upsampler)
         self.apply(_init_weights)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -346,8 +342,7 @@ class DAT(SRModel):
         for layer in self.layers:
             tokens = layer(tokens, h, w)
         x = self.conv_after_body(tokens_to_image(self.norm(tokens), h, w)) + x
-        x = self.conv_last(self.upsample(self.conv_before_upsample(x))) if self.upsampler == "pixelshuffle" \
-            else self.upsample(x)
+        x = run_swin_tail(self, x, x, self.scale)
         return x / self.img_range + mean
 
 
