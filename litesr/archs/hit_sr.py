@@ -40,6 +40,7 @@ from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
 from .blocks import DropPath, Mlp, count_indexed, drop_path_rates, window_partition, window_reverse
 from .dat import DynamicPosBias
+from .srformer import ConvFFN  # fc1, GELU, + depthwise 5x5 + GELU of the hidden map, fc2: same layer in HiT-SRF
 from .swinir import RSTB, SwinIR, WindowAttention, detect_swin_tail
 
 HIER_WIN_RATIOS = (0.5, 1.0, 2.0, 4.0, 6.0, 8.0)
@@ -195,23 +196,6 @@ class SCC(nn.Module):
 
         halves = [window_reverse(t.reshape(-1, ws, ws, c // 2), ws, h, w) for t in (spatial, channel)]
         return self.proj(torch.cat(halves, dim=-1))
-
-
-class ConvFFN(nn.Module):
-    """HiT-SRF's feed-forward: fc1, GELU, plus a depthwise 5x5 + GELU of the hidden map, fc2."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.dwconv = nn.Module()
-        self.dwconv.depthwise_conv = nn.Sequential(nn.Conv2d(hidden, hidden, 5, 1, 2, groups=hidden), nn.GELU())
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: Tensor, h: int, w: int) -> Tensor:
-        x = self.act(self.fc1(x))
-        image = x.transpose(1, 2).reshape(x.shape[0], -1, h, w)
-        return self.fc2(x + self.dwconv.depthwise_conv(image).flatten(2).transpose(1, 2))
 
 
 class HierarchicalBlock(nn.Module):
