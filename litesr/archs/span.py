@@ -157,3 +157,10 @@ class SPAN(SRModel):
 register_variant("span", "span", {}, description="SPAN (48 channels, training form with re-parameterisable convs)")
 register_variant("span_ch28_slim", "span", {"feature_channels": 28, "deploy": True},
                  description="SPAN 28 channels, deploy form (NTIRE 2024 ESR team38 SPAN30 release)")
+# DSCLoRA (Chai, Zhang et al., CVPRW 2025; NTIRE 2025 ESR overall-track winner, team23 "DSCF", code
+# Yaozzz666/DSCF-SR): SPAN trained with ConvLoRA adapters and distillation, the adapters merged before release, so
+# the released network is SPAN's deploy form with 26 channels and loads as ``span``. Published: 0.131M parameters,
+# 8.54 GFLOPs for a 256x256 input, 26.92 dB on DIV2K_LSDIR_valid (the repository's results.txt); no Set5 table.
+register_variant("dsclora", "span", {"feature_channels": 26, "deploy": True},
+                 description="DSCLoRA (NTIRE 2025 ESR winner, team23 DSCF): SPAN deploy form, 26 channels, x4",
+                 paper_params={4: 131_000})
