@@ -19,8 +19,10 @@ stride-2 transposed conv in the mask branch).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -174,6 +176,8 @@ class SMM(nn.Module):
         self.body = SparseMaskBlock(channels, n_layers)
         self.ca = CALayer(channels)
         self.tau = 1.0
+        self.full_mask = False
+        self.kept_pixels = 0
 
     def forward_train(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         spa_mask = gumbel_softmax(self.spa_mask(x), 1, self.tau)[:, 1:]
@@ -183,6 +187,9 @@ class SMM(nn.Module):
     def forward_eval(self, x: Tensor, mode: InferenceMode) -> Tensor:
         logits = self.spa_mask(x)
         spa_mask = (logits[:, 1:] > logits[:, :1]).to(x.dtype)
+        if self.full_mask:  # SMSR.full_cost(): every pixel kept, the cost the masks save is measured against
+            spa_mask = torch.ones_like(spa_mask)
+        self.kept_pixels = int(spa_mask.sum())
         if mode == "dense":
             out = self.body.forward_dense(x, spa_mask)
         else:  # one image at a time: the gathered pixel lists differ per image
@@ -233,6 +240,18 @@ class SMSR(SRModel):
             raise ValueError(f"inference mode must be 'sparse' or 'dense', not {mode!r}")
         self.inference_mode = mode
 
+    @contextlib.contextmanager
+    def full_cost(self) -> Iterator[None]:
+        """Spatial masks all on (channel masks kept): the MACs of the network without its sparsity, for
+        :func:`litesr.dynamic.mac_report` (which reports what the masks skipped)."""
+        for smm in self.body:
+            smm.full_mask = True
+        try:
+            yield
+        finally:
+            for smm in self.body:
+                smm.full_mask = False
+
     def forward(self, x: Tensor) -> Tensor:
         x0 = self.sub_mean(x)
         fea = head = self.head(x0)
@@ -247,6 +266,9 @@ class SMSR(SRModel):
                 fea = smm.forward_eval(fea, self.inference_mode)
             outs.append(fea)
         self.sparsity = torch.cat(sparsity, 0) if sparsity else None
+        if not self.training:  # what the sparse masks kept, for litesr.dynamic.mac_report
+            self.last_routing = {"mask_pixels": len(self.body) * fea.shape[0] * fea.shape[-2] * fea.shape[-1],
+                                 "kept_pixels": sum(smm.kept_pixels for smm in self.body)}
         out = self.collect(torch.cat(outs, 1)) + head
         out = self.tail(out) + F.interpolate(x0, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return self.add_mean(out)

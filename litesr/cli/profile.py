@@ -49,6 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="profile one upsampler block of litesr.upsamplers instead of a model (`--scale`, "
                         "`--channels`; the feature map is --latency-size): parameters, MACs, output shape")
     p.add_argument("--channels", type=int, default=64, help="input feature channels of --upsampler (default 64)")
+    p.add_argument("--input", type=Path, default=None, metavar="IMAGE",
+                   help="dynamic-inference models (PCSR, SMSR): the MACs actually spent on this LR image, those "
+                        "skipped by routing/sparse masks, and the routing counts (see docs/dynamic_inference.md)")
     p.set_defaults(run=run)
 
 
@@ -89,6 +92,26 @@ def _run_upsampler(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_input(args: argparse.Namespace, model) -> int:  # noqa: ANN001 - any zoo model
+    """``--input IMAGE``: the MAC report of :func:`litesr.dynamic.image_mac_report`."""
+    from ..descriptor import describe
+    from ..dynamic import image_mac_report
+
+    name = args.model if args.model != "auto" else describe(model).label
+    report = image_mac_report(model, args.input, name)
+    (h, w), (oh, ow) = report.input_hw, report.output_hw
+    print(f"{name} on {args.input} ({w}x{h} -> {ow}x{oh}): spent {report.spent_macs / 1e9:.3f} G MACs of "
+          f"{report.full_macs / 1e9:.3f} G without routing ({100 * report.spent_fraction:.1f}%), "
+          f"skipped {report.skipped_macs / 1e9:.3f} G")
+    if report.routing:
+        print("routing: " + ", ".join(f"{k} {v:,}" for k, v in report.routing.items()))
+    if args.json:
+        from ..fileio import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -111,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--model auto reads the architecture off a checkpoint: give --weights FILE or a model name")
     else:
         model = create_model(args.model, scale=args.scale)
+    if args.input is not None:
+        return _run_input(args, model)
     if args.runs < 1 or args.warmup < 0:
         raise ConfigError("--runs must be >= 1 and --warmup >= 0")
     name = args.model if args.model != "auto" else describe(model).label

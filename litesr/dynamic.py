@@ -1,0 +1,98 @@
+"""MACs actually spent by dynamic-inference models on one image (PCSR pixel routing, SMSR sparse masks).
+
+A dynamic model's cost depends on the image: PCSR sends each HR pixel to a light or a heavy upsampler, SMSR computes
+its sparse channels only at the pixels its spatial masks keep. :func:`mac_report` runs the model on the real image on
+the CPU under litesr's operation counter (:class:`litesr.profile.OpCounter`, the same MAC rule as ``litesr
+profile``), then again inside the model's ``full_cost()`` context (every pixel heavy, every mask on), and reports
+both, their difference (the MACs skipped) and the routing counts the model kept in ``last_routing``.
+
+A model is dynamic when it has a ``full_cost`` context manager; ``litesr profile --input photo.png`` prints this
+report for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .descriptor import describe
+from .forward import run_model
+from .profile import OpCounter
+
+
+def is_dynamic(model: nn.Module) -> bool:
+    """Whether ``model``'s MACs depend on its input (it declares a ``full_cost()`` context)."""
+    return callable(getattr(model, "full_cost", None))
+
+
+@dataclass
+class MacReport:
+    model: str
+    input_hw: tuple[int, int]
+    output_hw: tuple[int, int]
+    spent_macs: int
+    full_macs: int
+    spent_by_operator: dict[str, int] = field(default_factory=dict)
+    routing: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped_macs(self) -> int:
+        return self.full_macs - self.spent_macs
+
+    @property
+    def spent_fraction(self) -> float:
+        return self.spent_macs / self.full_macs if self.full_macs else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["skipped_macs"] = self.skipped_macs
+        d["spent_fraction"] = self.spent_fraction
+        return d
+
+
+def _count(model: nn.Module, x: Tensor) -> tuple[dict[str, int], dict[str, int]]:
+    counter = OpCounter()
+    with torch.no_grad(), counter:
+        run_model(model, x)
+    return dict(counter.macs), dict(getattr(model, "last_routing", {}) or {})
+
+
+def mac_report(model: nn.Module, x: Tensor, name: str | None = None) -> MacReport:
+    """MACs ``model`` spends on RGB ``x`` ((1, 3, H, W) in [0, 1]) and those it would spend without routing/masks.
+
+    Runs on the CPU in fp32 (the counter needs real data: routing reads pixel values).
+    """
+    from .errors import ConfigError
+
+    if not is_dynamic(model):
+        raise ConfigError(f"{name or type(model).__name__} is not a dynamic-inference model: its MACs do not depend "
+                          "on the image (litesr profile without --input gives them)")
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    was_training = model.training
+    model = model.eval().cpu()
+    x = x.float().cpu()
+    try:
+        spent, routing = _count(model, x)
+        with model.full_cost():
+            full, _ = _count(model, x)
+    finally:
+        model.train(was_training)
+    scale = describe(model).scale
+    h, w = x.shape[-2:]
+    return MacReport(name or describe(model).label, (h, w), (h * scale, w * scale), sum(spent.values()),
+                     sum(full.values()), spent, routing)
+
+
+def image_mac_report(model: nn.Module, path: str, name: str | None = None) -> MacReport:
+    """:func:`mac_report` of the image file ``path`` (gray images are repeated to RGB; alpha is ignored)."""
+    from .images import read_image
+
+    image = read_image(path)
+    rgb = torch.from_numpy(image.rgb).permute(2, 0, 1)
+    if rgb.shape[0] == 1:
+        rgb = rgb.expand(3, -1, -1)
+    return mac_report(model, rgb.unsqueeze(0).contiguous(), name)
