@@ -110,3 +110,18 @@ def test_small_inputs_are_padded_for_the_patches() -> None:
     model = litesr.create_model("catanet", scale=2, **litesr.registry.get_arch("catanet").tiny).eval()
     with torch.no_grad():
         assert model(torch.rand(1, 3, 5, 7)).shape == (1, 3, 10, 14)
+
+
+def test_token_counts_just_over_a_group_run(official, monkeypatch: pytest.MonkeyPatch) -> None:
+    """17 x 17 = 289 tokens with groups of 256: the official code fails (its key slice starts before the first
+    token); litesr runs them as one group."""
+    model = litesr.create_model("catanet", scale=2, **litesr.registry.get_arch("catanet").tiny).eval()
+    reference = _official_model(official, 2, {**litesr.registry.get_arch("catanet").tiny, "heads": 4,
+                                              "patch_sizes": (16,), "group_sizes": (256,)}, monkeypatch).eval()
+    reference.load_state_dict(model.state_dict())
+    x = torch.rand(1, 3, 17, 17)
+    with torch.no_grad():
+        with pytest.raises(RuntimeError):
+            reference(x)
+        out = model(x)
+    assert out.shape == (1, 3, 34, 34) and torch.isfinite(out).all()

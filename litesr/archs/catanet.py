@@ -78,6 +78,10 @@ class IASA(nn.Module):
                    for f in (self.to_q, self.to_k, self.to_v))
         gs = min(n, self.group_size)
         ng = (n + gs - 1) // gs
+        if 2 * (ng * gs - n) > (ng - 1) * gs:
+            # gs < n < 1.5 gs: the official key slice would start before the first token and the official code
+            # fails (unfold on too few tokens); litesr attends over all tokens as one group instead
+            gs, ng = n, 1
         pad = ng * gs - n
         # the official tail padding: mirrored last tokens (the same slices, negative starts included)
         q = torch.cat((q, torch.flip(q[:, n - pad : n], dims=[-2])), dim=-2)
