@@ -139,7 +139,8 @@ class TAB(nn.Module):
         self.conv1x1 = nn.Conv2d(dim, dim, 1, bias=False)
 
     def _initial_means(self, x: Tensor) -> Tensor:
-        if bool(self.initted):
+        # on the meta device (MAC counting) the flag has no value: count the trained path, learned centres
+        if self.initted.is_meta or bool(self.initted):
             return self.means.detach()
         # untrained: mean of num_tokens contiguous runs of tokens (tail mirrored to a multiple, as the official code)
         b, n, c = x.shape
