@@ -1,14 +1,18 @@
-"""Print the README's parameter table: every variant with a published count, counted the ways papers count.
+"""Print the README's parameter tables: every variant with a published count, counted the ways papers count.
 
     python scripts/zoo_table.py > /tmp/zoo.md
+    python scripts/zoo_table.py --macs smfanet hit_srf   # params and GMACs (1280x720 output) x2 / x3 / x4 rows
 """
 
 from __future__ import annotations
 
+import argparse
+
 import torch
 
 import litesr
-from litesr.registry import all_variants
+from litesr.leaderboard import profile_entry
+from litesr.registry import all_variants, get_variant
 
 
 def counts(name: str, scale: int) -> tuple[int, int, int | None]:
@@ -34,5 +38,31 @@ def main() -> None:
             print("| " + " | ".join(cells) + " |")
 
 
+def _published(values: dict[int, float], scales: list[int], fmt: str) -> str:
+    shown = [format(values[s], fmt) for s in scales if s in values]
+    return " / ".join(shown) if shown else "not printed"
+
+
+def macs_rows(names: list[str]) -> None:
+    """The newer-anchors table: litesr's parameters and MACs next to the published ones, per scale."""
+    print("| variant | params x2 / x3 / x4 | published | GMACs x2 / x3 / x4 (litesr) | published |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        variant = get_variant(name)
+        scales = [s for s in (2, 3, 4) if s in litesr.registry.get_arch(variant.arch).scales]
+        entries = [profile_entry(variant, s) for s in scales]
+        params = " / ".join(f"{e.params:,}" for e in entries)
+        macs = " / ".join(f"{e.macs / 1e9:.1f}" if e.macs else "-" for e in entries)
+        label = name if scales == [2, 3, 4] else f"{name} (x{'/x'.join(map(str, scales))})"
+        print(f"| {label} | {params} | {_published(variant.paper_params, scales, ',')} | {macs} | "
+              f"{_published(variant.paper_macs, scales, 'g')} |")
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--macs", nargs="+", metavar="VARIANT", help="print the params/MACs rows of these variants")
+    args = parser.parse_args()
+    if args.macs:
+        macs_rows(args.macs)
+    else:
+        main()
