@@ -1,4 +1,4 @@
-"""Zoo, attention / Transformer models (part B): ELAN, Omni-SR, ESRT, HNCT and TCFDN.
+"""Zoo, attention / Transformer models: ELAN, Omni-SR, ESRT, HNCT and TCFDN.
 
 Published parameter counts of the paper configurations (on the meta device, each paper's counting convention),
 round trips through safetensors and auto-detection, any input size, ELAN's fixed shift kernels, and parity with

@@ -1,4 +1,4 @@
-"""Zoo, lightweight CNNs (part A): RFDN, RLFN, BSRN, CARN, ESPCN, FSRCNN, ECBSR and ETDS.
+"""Zoo: RFDN, RLFN, BSRN, CARN, ESPCN, FSRCNN, ECBSR and ETDS.
 
 Round trips through safetensors and auto-detection, published parameter counts, ECBSR / ETDS re-parameterisation,
 every official checkpoint in ../shared/weights loading by detection alone, and Set5 PSNR of a few of them against the

@@ -1,4 +1,4 @@
-"""Zoo, lightweight CNNs (part B): ShuffleMixer, SAFMN family, SPAN, SMSR, DRSAN and the seed network RDESA.
+"""Zoo: ShuffleMixer, SAFMN family, SPAN, SMSR, DRSAN and the seed network RDESA.
 
 Round trips through safetensors and auto-detection, published parameter counts, SPAN re-parameterisation, SMSR sparse
 vs dense-masked inference, the official checkpoints in ../shared/weights, and parity with spandrel where it has the

@@ -1,4 +1,4 @@
-"""Transformer zoo, part A: SwinIR, Swin2SR, DITN (DITN_Real and the LayerNorm form) and IPT.
+"""Zoo: SwinIR, Swin2SR, DITN (DITN_Real and the LayerNorm form) and IPT.
 
 Parity with spandrel 0.4.2 (the official code, reformatted) on random weights at sizes that are not window
 multiples; the published parameter counts; detection round trips; any input size; the released DITN_Real weights.
