@@ -7,13 +7,13 @@ spandrel 0.4.2 where it has the architecture (Omni-SR only: spandrel has no ELAN
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
+from zoo_parity import full_config
 
 import litesr
 from litesr.archs import elan, omnisr
@@ -53,12 +53,6 @@ def _randomise(model: nn.Module, seed: int = 0, std: float = 0.1) -> nn.Module:
     return model
 
 
-def _full_config(arch: str, config: dict) -> dict:
-    """The config as detection reports it: the constructor defaults filled in."""
-    params = inspect.signature(get_arch(arch).builder).parameters
-    full = {k: p.default for k, p in params.items() if k != "scale" and p.default is not inspect.Parameter.empty}
-    return {**full, **config}
-
 
 @pytest.mark.parametrize(("arch", "config"), ROUND_TRIPS, ids=lambda v: v if isinstance(v, str) else None)
 def test_round_trip_through_safetensors(arch: str, config: dict, tmp_path: Path) -> None:
@@ -68,7 +62,7 @@ def test_round_trip_through_safetensors(arch: str, config: dict, tmp_path: Path)
     litesr.save_safetensors(model.state_dict(), path)
     loaded = litesr.load_model(path)
     assert loaded.litesr_arch == arch
-    assert _full_config(arch, loaded.litesr_config) == _full_config(arch, config)
+    assert full_config(arch, loaded.litesr_config) == full_config(arch, config)
     x = torch.rand(1, 3, 18, 21) * model.input_range
     with torch.no_grad():
         want, got = model(x), loaded(x)
@@ -86,7 +80,7 @@ def test_every_registered_variant_detects_as_itself() -> None:
             model = litesr.create_model(name, scale=3)
         matches = litesr.detect_architecture(model.state_dict())
         assert [m.arch for m in matches] == [arch], (name, matches)
-        assert _full_config(arch, matches[0].config) == _full_config(arch, model.litesr_config)
+        assert full_config(arch, matches[0].config) == full_config(arch, model.litesr_config)
 
 
 # --- published parameter counts ---------------------------------------------------------------------------------------

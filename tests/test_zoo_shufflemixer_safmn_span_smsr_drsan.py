@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from zoo_parity import full_config
 
 import litesr
 from litesr.archs.safmn import SAFMN, SAFMNPPLight
@@ -55,14 +56,6 @@ def _randomise(model: torch.nn.Module, seed: int = 0, std: float = 0.1) -> torch
     return model
 
 
-def _full_config(arch: str, config: dict) -> dict:
-    """The config as detection reports it: the constructor defaults filled in."""
-    import inspect
-
-    params = inspect.signature(litesr.registry.get_arch(arch).builder).parameters
-    full = {k: p.default for k, p in params.items() if k != "scale" and p.default is not inspect.Parameter.empty}
-    return {**full, **config}
-
 
 @pytest.mark.parametrize(("arch", "config"), ROUND_TRIPS, ids=lambda v: v if isinstance(v, str) else None)
 def test_round_trip_through_safetensors(arch: str, config: dict, tmp_path: Path) -> None:
@@ -72,7 +65,7 @@ def test_round_trip_through_safetensors(arch: str, config: dict, tmp_path: Path)
     litesr.save_safetensors(model.state_dict(), path)
     loaded = litesr.load_model(path)
     assert loaded.litesr_arch == arch
-    assert _full_config(arch, loaded.litesr_config) == _full_config(arch, config)
+    assert full_config(arch, loaded.litesr_config) == full_config(arch, config)
     x = torch.rand(1, 3, 16, 20) * getattr(model, "input_range", 1.0)
     with torch.no_grad():
         want, got = model(x), loaded(x)
@@ -91,7 +84,7 @@ def test_every_registered_variant_detects_as_itself() -> None:
                 model = litesr.create_model(name, scale=scale)
             matches = litesr.detect_architecture(model.state_dict())
             assert [m.arch for m in matches] == [variant.arch], (name, scale, matches)
-            assert _full_config(variant.arch, matches[0].config) == _full_config(variant.arch, model.litesr_config)
+            assert full_config(variant.arch, matches[0].config) == full_config(variant.arch, model.litesr_config)
 
 
 def _paper_count(model: torch.nn.Module) -> int:

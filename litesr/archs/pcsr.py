@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import StateDict, register_arch, register_variant
+from ..upsamplers import MLP  # the official models/mlp.py layout (layers.{0,2,...}), shared with LIIF
 from .base import SRModel
 
 
@@ -45,23 +46,6 @@ class FSRCNNEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body_conv(self.head_conv(x))
-
-
-class MLP(nn.Module):
-    """Linear layers with ReLUs between (official ``models/mlp.py``; ``layers.{0,2,...}`` hold the weights)."""
-
-    def __init__(self, in_dim: int, out_dim: int, hidden: tuple[int, ...]) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        last = in_dim
-        for width in hidden:
-            layers += [nn.Linear(last, width), nn.ReLU()]
-            last = width
-        layers.append(nn.Linear(last, out_dim))
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.layers(x)
 
 
 class Sampler(nn.Module):
