@@ -375,6 +375,7 @@ def build_config(
     for where, o in sources:
         merge_checked(cfg, o, where)
     cfg = strip_free_markers(cfg)
+    _coupled_decay_default(cfg, [base] + [o for _, o in sources])
     _check_choices(cfg, source)
     used_keys_check(cfg, base, source)
     for where, o in sources:
@@ -391,6 +392,20 @@ def build_config(
     if cfg["name"] is None:
         cfg["name"] = f"{cfg['model']['name'] or 'fusion'}_x{cfg['model']['scale']}"
     return cfg
+
+
+def _coupled_decay_default(cfg: dict[str, Any], given: Sequence[Mapping[str, Any]]) -> None:
+    """The schema's ``weight_decay: 1e-4`` is AdamW's decoupled decay. Under ``adam`` or ``sgd`` it would be an L2 term
+    in the gradient, which Adam divides by the gradient's own scale: where the true gradients are tiny (a head started
+    near zero) it shrinks every weight at the full learning rate, to zero (LIIF did, in ~100 steps). So those two
+    types get torch's default, 0, unless a config or override sets ``weight_decay`` itself."""
+    for section, _ in _typed_sections(cfg["train"]):
+        options = cfg["train"].get(section)
+        if not isinstance(options, dict) or options.get("type") not in ("adam", "sgd"):
+            continue
+        if not any(isinstance((g.get("train") or {}).get(section), Mapping)
+                   and "weight_decay" in g["train"][section] for g in given):
+            options["weight_decay"] = 0.0
 
 
 PATH_KEYS = (("output",), ("model", "init_from"), ("datasets", "train", "hr_dir"), ("datasets", "train", "lr_dir"),
