@@ -50,6 +50,23 @@ DIRECTIONS = 4  # row-major, column-major, and both reversed
 SQUEEZE = 30  # channel-attention squeeze of every MambaIR CAB (fixed in the official code)
 
 
+@torch.no_grad()
+def reset_ssm_parameters(module: nn.Module, dt_min: float = 0.001, dt_max: float = 0.1, dt_floor: float = 1e-4) -> None:
+    """Mamba's initialisation of a module holding the official scan parameters (``x_proj_weight``,
+    ``dt_projs_weight``, ``dt_projs_bias``, ``A_logs``, ``Ds``; ``d_inner``, ``dt_rank``, ``d_state``): x_proj as
+    nn.Linear does, dt_proj uniform in +-rank^-0.5 with a bias whose softplus is log-uniform in [dt_min, dt_max],
+    A = -(1..N) (S4D-real), D = 1. MambaIRv2 shares it."""
+    nn.init.uniform_(module.x_proj_weight, -module.d_inner**-0.5, module.d_inner**-0.5)
+    nn.init.uniform_(module.dt_projs_weight, -module.dt_rank**-0.5, module.dt_rank**-0.5)
+    if module.dt_projs_bias.is_meta:
+        return
+    dt = torch.exp(torch.rand(module.dt_projs_bias.shape) * (math.log(dt_max) - math.log(dt_min))
+                   + math.log(dt_min)).clamp(min=dt_floor)
+    module.dt_projs_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+    module.A_logs.copy_(torch.log(torch.arange(1, module.d_state + 1, dtype=torch.float32)).expand_as(module.A_logs))
+    module.Ds.fill_(1.0)
+
+
 class SS2D(nn.Module):
     """2D selective scan module (see the module docstring); input and output (B, H, W, C)."""
 
@@ -70,19 +87,8 @@ class SS2D(nn.Module):
         self.out_proj = nn.Linear(d_inner, d_model, bias=False)
         self.reset_ssm_parameters()
 
-    @torch.no_grad()
-    def reset_ssm_parameters(self, dt_min: float = 0.001, dt_max: float = 0.1, dt_floor: float = 1e-4) -> None:
-        """Mamba's initialisation: x_proj as nn.Linear does, dt_proj uniform in +-rank^-0.5 with a bias whose
-        softplus is log-uniform in [dt_min, dt_max], A = -(1..N) (S4D-real), D = 1."""
-        nn.init.uniform_(self.x_proj_weight, -self.d_inner**-0.5, self.d_inner**-0.5)
-        nn.init.uniform_(self.dt_projs_weight, -self.dt_rank**-0.5, self.dt_rank**-0.5)
-        if self.dt_projs_bias.is_meta:
-            return
-        dt = torch.exp(torch.rand(self.dt_projs_bias.shape) * (math.log(dt_max) - math.log(dt_min))
-                       + math.log(dt_min)).clamp(min=dt_floor)
-        self.dt_projs_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
-        self.A_logs.copy_(torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32)).expand_as(self.A_logs))
-        self.Ds.fill_(1.0)
+    def reset_ssm_parameters(self) -> None:
+        reset_ssm_parameters(self)
 
     def scan(self, x: Tensor) -> Tensor:
         """The four-direction selective scan of an NCHW map, folded back and summed: (B, d_inner, H * W)."""
