@@ -145,12 +145,14 @@ class LSAMixer(nn.Module):
         local, spatial = self.proj_in(x).chunk(2, dim=1)
         conv = self.channel_branch(local)
         attn = self._fsa(self._fsa(spatial, self.h_kernel, -1), self.v_kernel, -2)
-        # Information exchange: each branch gated by a sigmoid of its product with the other's pooled map.
-        per_channel = attn.mean(dim=(-2, -1), keepdim=True)  # (B, C, 1, 1)
-        spatial_gate = torch.sigmoid((conv * per_channel).sum(dim=1, keepdim=True) / conv.shape[1])
-        per_pixel = conv.mean(dim=1, keepdim=True)  # (B, 1, H, W)
-        channel_gate = torch.sigmoid((attn * per_pixel).sum(dim=(-2, -1), keepdim=True) / (x.shape[-2] * x.shape[-1]))
-        return self.proj_out(torch.cat([spatial_gate * conv, channel_gate * attn], dim=1))
+        # Information exchange: each branch gated by a sigmoid of its product with the other's pooled map (matrix
+        # products, as the official code computes them and litesr's MAC rule counts them).
+        b, c, h, w = conv.shape
+        conv, attn = conv.flatten(2), attn.flatten(2)  # (B, C, HW)
+        spatial_gate = torch.sigmoid(attn.mean(dim=-1).unsqueeze(1) @ conv / c)  # (B, 1, HW)
+        channel_gate = torch.sigmoid(attn @ conv.mean(dim=1).unsqueeze(2) / (h * w))  # (B, C, 1)
+        mixed = torch.cat([spatial_gate * conv, channel_gate * attn], dim=1)
+        return self.proj_out(mixed.view(b, 2 * c, h, w))
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
         stored = state_dict.get(prefix + "kernel_map")
