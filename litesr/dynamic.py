@@ -1,10 +1,12 @@
-"""MACs actually spent by dynamic-inference models on one image (PCSR pixel routing, SMSR sparse masks).
+"""MACs actually spent by dynamic-inference models on one image (PCSR pixel routing, SMSR sparse masks, ARM's
+per-patch subnets within a budget).
 
 A dynamic model's cost depends on the image: PCSR sends each HR pixel to a light or a heavy upsampler, SMSR computes
 its sparse channels only at the pixels its spatial masks keep. :func:`mac_report` runs the model on the real image on
 the CPU under litesr's operation counter (:class:`litesr.profile.OpCounter`, the same MAC rule as ``litesr
 profile``), then again inside the model's ``full_cost()`` context (every pixel heavy, every mask on), and reports
 both, their difference (the MACs skipped) and the routing counts the model kept in ``last_routing``.
+:func:`apply_budget` sets an ARM model's MAC budget (``litesr upscale/profile --budget``).
 
 A model is dynamic when it has a ``full_cost`` context manager; ``litesr profile --input photo.png`` prints this
 report for it.
@@ -12,7 +14,9 @@ report for it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -75,6 +79,9 @@ def mac_report(model: nn.Module, x: Tensor, name: str | None = None) -> MacRepor
     was_training = model.training
     model = model.eval().cpu()
     x = x.float().cpu()
+    prepare = getattr(model, "prepare_routing", None)
+    if callable(prepare):  # ARM counts its subnets' costs once; outside the counter, so they are not charged
+        prepare(x)
     try:
         spent, routing = _count(model, x)
         with model.full_cost():
@@ -96,3 +103,32 @@ def image_mac_report(model: nn.Module, path: str, name: str | None = None) -> Ma
     if rgb.shape[0] == 1:
         rgb = rgb.expand(3, -1, -1)
     return mac_report(model, rgb.unsqueeze(0).contiguous(), name)
+
+
+def is_anytime(model: nn.Module) -> bool:
+    """Whether ``model`` takes a MAC budget (ARM supernets: ``set_budget``)."""
+    return callable(getattr(model, "set_budget", None))
+
+
+def apply_budget(model: nn.Module, budget: str, *, name: str, weights: str | os.PathLike | None = None,
+                 table: str | os.PathLike | None = None) -> None:
+    """Route ``model``'s patches within ``budget`` (``"0.5"``, ``"50%"`` of the full-width MACs, or ``"1.5G"``).
+
+    The edge-to-PSNR table comes from ``table``, else from the official training-state file beside the weights
+    (``arm-fsrcnn.pth`` -> ``arm-fsrcnn.state``). Errors name ``--budget`` and say what is wrong.
+    """
+    from .archs._arm_ops import parse_budget
+    from .errors import ConfigError
+
+    parse_budget(budget)  # a bad value is refused first, whatever the model
+    if not is_anytime(model):
+        raise ConfigError(f"--budget: {name} is not an any-time ARM model (arm_fsrcnn, arm_carn, arm_srresnet); "
+                          "its MACs do not follow a budget")
+    if getattr(model, "table", None) is None:
+        path = Path(table) if table is not None else Path(weights).with_suffix(".state") if weights else None
+        if path is None or not path.is_file():
+            where = f"{path} not found" if path is not None else "no --weights given"
+            raise ConfigError(f"--budget: {name} needs ARM's edge-to-PSNR lookup table, the official <stem>.state "
+                              f"beside the weights or --arm-table FILE ({where})")
+        model.load_lookup_table(path)
+    model.set_budget(budget)

@@ -52,6 +52,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", type=Path, default=None, metavar="IMAGE",
                    help="dynamic-inference models (PCSR, SMSR): the MACs actually spent on this LR image, those "
                         "skipped by routing/sparse masks, and the routing counts (see docs/dynamic_inference.md)")
+    p.add_argument("--budget", default=None, metavar="F|N%|NG",
+                   help="with --input, ARM models: the MACs spent when patches are routed within this budget "
+                        "(0-1, N%%, or G MACs as 1.5G)")
+    p.add_argument("--arm-table", type=Path, default=None, metavar="FILE",
+                   help="ARM's lookup table (official training-state file; default <weights stem>.state)")
     p.set_defaults(run=run)
 
 
@@ -134,6 +139,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--model auto reads the architecture off a checkpoint: give --weights FILE or a model name")
     else:
         model = create_model(args.model, scale=args.scale)
+    if args.budget is not None:
+        from ..dynamic import apply_budget
+
+        if args.input is None:
+            raise ConfigError("--budget: give --input IMAGE (the MACs an ARM model spends depend on the image)")
+        apply_budget(model, args.budget, name=args.model if args.model != "auto" else describe(model).label,
+                     weights=args.weights, table=args.arm_table)
     if args.input is not None:
         return _run_input(args, model)
     if args.runs < 1 or args.warmup < 0:

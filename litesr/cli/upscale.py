@@ -70,6 +70,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-pickle", action="store_true",
                    help="let --weights unpickle arbitrary objects (only for files you trust)")
     p.add_argument("--demo", action="store_true", help="upscale litesr's sample picture (no INPUT needed)")
+    p.add_argument("--budget", default=None, metavar="F|N%|NG",
+                   help="any-time ARM models (arm_fsrcnn, arm_carn, arm_srresnet): route each 32x32 LR patch to a "
+                        "subnet so the image's MACs stay within F (0-1) or N%% of the full-width cost, or N G MACs "
+                        "(1.5G, 800M); needs the official lookup table (see --arm-table); docs/dynamic_inference.md")
+    p.add_argument("--arm-table", type=Path, default=None, metavar="FILE",
+                   help="ARM's edge-to-PSNR table, the official training-state file (default: <weights stem>.state "
+                        "beside --weights)")
     p.set_defaults(run=run)
 
 
@@ -89,6 +96,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--demo upscales litesr's sample picture and takes no INPUT")
     if not args.demo and not args.inputs:
         raise ConfigError("no INPUT given: name image files or folders (or try --demo)")
+    if args.budget is not None:
+        from ..archs._arm_ops import parse_budget
+
+        parse_budget(args.budget)  # a bad value fails before any model is built
+        if args.self_ensemble or args.outscale is not None or args.backend != "torch" or args.demo:
+            raise ConfigError("--budget routes ARM patches in eager torch: drop --self-ensemble, --outscale, "
+                              "--backend and --demo")
+        args.tile = 0  # ARM cuts the image into its own patches; engine tiles would split the budget
     options = engine_options(device=args.device, precision=args.precision, tile=args.tile,
                              tile_overlap=args.tile_overlap, self_ensemble=args.self_ensemble,
                              max_memory=args.max_memory, backend=args.backend)
@@ -99,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
     # The model first: a checkpoint decides the scale, and so the default output names.
     model, label = build_model(args.model, weights=args.weights, scale=args.scale, fast=args.fast,
                                allow_pickle=args.allow_pickle)
+    if args.budget is not None:
+        from ..dynamic import apply_budget
+
+        apply_budget(model, args.budget, name=label, weights=args.weights, table=args.arm_table)
     model, backend_note = prepare_with_note(model, options)
     from ..descriptor import describe
 
