@@ -1,0 +1,55 @@
+"""ARM's any-time trade-off on a benchmark set: PSNR (Y, border = scale) and the network MACs the patch routing
+planned, at full width (plain), at each fixed width, with the official ``eta = "best"`` choice and under budgets.
+
+    OMP_NUM_THREADS=1 nice -n 15 python benchmarks/arm_budget_set5.py ckpt/arm-fsrcnn.pth \\
+        --data-root /work/shared/datasets --dataset Set5 --budgets 1 0.7 0.5 0.3 0
+
+The lookup table is read from ``<weights stem>.state`` (the official training-state file) unless ``--table`` names
+it. MACs are litesr's count (docs/efficiency.md) of the subnets run on the 32x32 patches, summed over the set.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import litesr
+from litesr.evaluate import evaluate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights", type=Path)
+    parser.add_argument("--table", type=Path, default=None)
+    parser.add_argument("--data-root", type=Path, required=True)
+    parser.add_argument("--dataset", default="Set5")
+    parser.add_argument("--budgets", nargs="*", default=["1", "0.7", "0.5", "0.3", "0"])
+    args = parser.parse_args()
+
+    model = litesr.load_model(args.weights)
+    model.load_lookup_table(args.table or args.weights.with_suffix(".state"))
+    planned: list[int] = []
+    model.register_forward_hook(lambda m, _i, _o: planned.append(m.last_routing.get("budget_macs", 0))
+                                if m.routing else None)
+
+    def run(label: str) -> None:
+        planned.clear()
+        result = evaluate(model, args.dataset, 4, data_root=args.data_root)
+        macs = f"{sum(planned) / 1e9:8.3f} G MACs (patch routing)" if planned else "  plain network, whole image"
+        print(f"{label:<24} PSNR {result.psnr:.3f} dB  SSIM {result.ssim:.4f}  {macs}", flush=True)
+
+    for width in model.widths[1:]:
+        model.set_budget(None)
+        model.set_eta(None)
+        model.set_width(width)
+        run(f"width {width} (plain)")
+    model.set_width(model.widths[-1])
+    model.set_eta("best")
+    run("eta best (official)")
+    for budget in args.budgets:
+        model.set_budget(budget)
+        run(f"budget {budget}")
+
+
+if __name__ == "__main__":
+    main()
