@@ -11,6 +11,7 @@ import argparse
 import torch
 
 import litesr
+from litesr.errors import ConfigError
 from litesr.leaderboard import profile_entry
 from litesr.registry import all_variants, get_variant
 
@@ -49,8 +50,15 @@ def macs_rows(names: list[str]) -> None:
     print("|---|---|---|---|---|")
     for name in names:
         variant = get_variant(name)
-        scales = [s for s in (2, 3, 4) if s in litesr.registry.get_arch(variant.arch).scales]
-        entries = [profile_entry(variant, s) for s in scales]
+        entries = []
+        for s in (2, 3, 4):
+            if s not in litesr.registry.get_arch(variant.arch).scales:
+                continue
+            try:
+                entries.append(profile_entry(variant, s))
+            except ConfigError:  # a variant narrower than its architecture (ESC-Real: x4 only)
+                continue
+        scales = [e.scale for e in entries]
         params = " / ".join(f"{e.params:,}" for e in entries)
         macs = " / ".join(f"{e.macs / 1e9:.1f}" if e.macs else "-" for e in entries)
         label = name if scales == [2, 3, 4] else f"{name} (x{'/x'.join(map(str, scales))})"
