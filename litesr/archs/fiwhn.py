@@ -235,4 +235,6 @@ class FIWHN(SRModel):
         return run_at_least(self._forward, x, 2, self.scale)
 
 
+# The paper's tables (published parameters, Mult-Adds, PSNR) could not be read when this was written: none are
+# registered. Official code parameter counts: 705,098 / 713,768 / 725,906 (x2 / x3 / x4), see docs/fiwhn.md.
 register_variant("fiwhn", "fiwhn", {}, description="FIWHN (32 channels, 3 weight-shared WDIBs run twice, 2 ETs)")
