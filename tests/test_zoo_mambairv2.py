@@ -156,8 +156,28 @@ def test_parameter_counts(official) -> None:
         assert sum(p.numel() for p in reference.parameters()) == counts[scale]
 
 
+CLASSICAL_COUNTS = {"mambairv2_small": {2: 9_621_935, 3: 9_806_575, 4: 9_769_647},
+                    "mambairv2_base": {2: 22_903_001, 3: 23_087_641, 4: 23_050_713},
+                    "mambairv2_large": {2: 34_090_523, 3: 34_275_163, 4: 34_238_235}}
+
+
+def test_classical_parameter_counts(official) -> None:
+    """Paper Table 4: S 9.6M / 9.8M / 9.8M and B 22.9M / 23.1M / 23.1M at x2 / x3 / x4, as built; the table prints
+    34.2M for L at all three, the code builds 34.09M / 34.28M / 34.24M. The official code builds S x3 the same."""
+    counts = {name: {s: parameter_count_on_meta(name, s) for s in (2, 3, 4)} for name in CLASSICAL_COUNTS}
+    assert counts == CLASSICAL_COUNTS
+    for name in ("mambairv2_small", "mambairv2_base"):
+        assert {s: round(n, -5) for s, n in counts[name].items()} == litesr.registry.get_variant(name).paper_params
+    reference = official.classical.MambaIRv2(
+        upscale=3, img_size=64, embed_dim=132, d_state=16, depths=[4] * 6, num_heads=[4] * 6, window_size=16,
+        inner_rank=64, num_tokens=128, convffn_kernel_size=5, mlp_ratio=2.0, upsampler="pixelshuffle",
+        resi_connection="1conv")
+    assert sum(p.numel() for p in reference.parameters()) == counts["mambairv2_small"][3]
+
+
 def test_variants_detect_as_themselves() -> None:
-    assert "mambairv2_light" in check_variants_detect_as_themselves("mambairv2")
+    assert check_variants_detect_as_themselves("mambairv2") == [
+        "mambairv2", "mambairv2_base", "mambairv2_large", "mambairv2_light", "mambairv2_small"]
 
 
 def test_claims_neither_mambair_nor_atd_files() -> None:
