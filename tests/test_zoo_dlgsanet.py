@@ -112,7 +112,7 @@ def test_parameter_counts(official) -> None:
 
 
 def test_variants_detect_as_themselves() -> None:
-    assert {"dlgsanet", "dlgsanet_large"} <= set(check_variants_detect_as_themselves("dlgsanet"))
+    assert {"dlgsanet", "dlgsanet_tiny", "dlgsanet_large"} <= set(check_variants_detect_as_themselves("dlgsanet"))
 
 
 def test_detection_round_trip() -> None:

@@ -259,5 +259,18 @@ _LIGHT_PSNR = {
 }
 register_variant("dlgsanet", "dlgsanet", {}, description="DLGSANet-light (48 channels, 4 RHDTGs of 3 HDTBs), DIV2K "
                  "[published: paper Table 2 / official README]", paper_psnr=_LIGHT_PSNR)
+# DLGSANet-Tiny (DIV2K): the official README's `Tiny-x*(paper)` rows (read in NeonLeexiang/DLGSANet); its training
+# options (train_SISR_ClassicDIV2K_Tiny_48C3G*B_*.yml) build 48 channels, 3 groups of 3 blocks at every scale, the x3
+# file's "48C3G4B" name notwithstanding. No parameter or FLOP count is printed there.
+_TINY_PSNR = {
+    2: {"Set5": (38.16, 0.9611), "Set14": (33.92, 0.9202), "B100": (32.26, 0.9007), "Urban100": (32.82, 0.9343),
+        "Manga109": (39.14, 0.9777)},
+    3: {"Set5": (34.63, 0.9288), "Set14": (30.57, 0.8459), "B100": (29.21, 0.8083), "Urban100": (28.69, 0.8630),
+        "Manga109": (34.10, 0.9480)},
+    4: {"Set5": (32.46, 0.8984), "Set14": (28.79, 0.7861), "B100": (27.70, 0.7408), "Urban100": (26.55, 0.8002),
+        "Manga109": (30.98, 0.9137)},
+}
+register_variant("dlgsanet_tiny", "dlgsanet", {"groups": 3}, description="DLGSANet-Tiny (48 channels, 3 RHDTGs of 3 "
+                 "HDTBs), DIV2K [official options; published: official README (paper rows)]", paper_psnr=_TINY_PSNR)
 register_variant("dlgsanet_large", "dlgsanet", {"dim": 90, "groups": 6, "blocks": 4},
                  description="DLGSANet (classic SR: 90 channels, 6 RHDTGs of 4 HDTBs), DIV2K [official options]")
