@@ -149,10 +149,11 @@ def test_parameter_counts(official) -> None:
     assert {s: round(n, -3) for s, n in counts.items()} == litesr.registry.get_variant(
         "mambairv2_light").paper_params
     for scale in (2, 4):
-        reference = official.light.MambaIRv2Light(
-            upscale=scale, img_size=64, embed_dim=48, d_state=8, depths=[5, 5, 5, 5], num_heads=[4, 4, 4, 4],
-            window_size=16, inner_rank=32, num_tokens=64, convffn_kernel_size=5, mlp_ratio=1.0,
-            upsampler="pixelshuffledirect", resi_connection="1conv")
+        with torch.device("meta"):  # no memory, no initialisation: only the shapes count
+            reference = official.light.MambaIRv2Light(
+                upscale=scale, img_size=64, embed_dim=48, d_state=8, depths=[5, 5, 5, 5], num_heads=[4, 4, 4, 4],
+                window_size=16, inner_rank=32, num_tokens=64, convffn_kernel_size=5, mlp_ratio=1.0,
+                upsampler="pixelshuffledirect", resi_connection="1conv")
         assert sum(p.numel() for p in reference.parameters()) == counts[scale]
 
 
@@ -168,10 +169,11 @@ def test_classical_parameter_counts(official) -> None:
     assert counts == CLASSICAL_COUNTS
     for name in ("mambairv2_small", "mambairv2_base"):
         assert {s: round(n, -5) for s, n in counts[name].items()} == litesr.registry.get_variant(name).paper_params
-    reference = official.classical.MambaIRv2(
-        upscale=3, img_size=64, embed_dim=132, d_state=16, depths=[4] * 6, num_heads=[4] * 6, window_size=16,
-        inner_rank=64, num_tokens=128, convffn_kernel_size=5, mlp_ratio=2.0, upsampler="pixelshuffle",
-        resi_connection="1conv")
+    with torch.device("meta"):
+        reference = official.classical.MambaIRv2(
+            upscale=3, img_size=64, embed_dim=132, d_state=16, depths=[4] * 6, num_heads=[4] * 6, window_size=16,
+            inner_rank=64, num_tokens=128, convffn_kernel_size=5, mlp_ratio=2.0, upsampler="pixelshuffle",
+            resi_connection="1conv")
     assert sum(p.numel() for p in reference.parameters()) == counts["mambairv2_small"][3]
 
 
