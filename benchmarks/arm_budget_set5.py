@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, required=True)
     parser.add_argument("--dataset", default="Set5")
     parser.add_argument("--budgets", nargs="*", default=["1", "0.7", "0.5", "0.3", "0"])
+    parser.add_argument("--no-widths", action="store_true", help="skip the plain runs at each fixed width")
     args = parser.parse_args()
 
     model = litesr.load_model(args.weights)
@@ -38,7 +39,7 @@ def main() -> None:
         macs = f"{sum(planned) / 1e9:8.3f} G MACs (patch routing)" if planned else "  plain network, whole image"
         print(f"{label:<24} PSNR {result.psnr:.3f} dB  SSIM {result.ssim:.4f}  {macs}", flush=True)
 
-    for width in model.widths[1:]:
+    for width in [] if args.no_widths else model.widths[1:]:
         model.set_budget(None)
         model.set_eta(None)
         model.set_width(width)

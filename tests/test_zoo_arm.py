@@ -76,10 +76,11 @@ def test_parameter_counts(official) -> None:
 def test_variants_detect_as_themselves() -> None:
     assert {"arm_fsrcnn"} <= set(check_variants_detect_as_themselves("arm_fsrcnn"))
     assert {"arm_carn"} <= set(check_variants_detect_as_themselves("arm_carn"))
+    assert {"arm_srresnet"} <= set(check_variants_detect_as_themselves("arm_srresnet"))
 
 
 def test_plain_fsrcnn_and_carn_m_are_not_taken_for_arm() -> None:
-    for name in ("fsrcnn", "carn_m", "pcsr_fsrcnn"):
+    for name in ("fsrcnn", "carn_m", "pcsr_fsrcnn", "msrresnet"):
         with torch.device("meta"):
             sd = litesr.create_model(name, scale=4).state_dict()
         assert {m.arch for m in litesr.detect_architecture(sd)} == {litesr.registry.get_variant(name).arch}

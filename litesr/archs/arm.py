@@ -32,8 +32,10 @@ supernet at full width is exactly the plain network, so the only features are na
 - ARM-CARN differs from litesr's ``carn`` (CARN-M) by real key names: ``sub_mean.weight`` (the mean shift is the
   conv itself, not ``sub_mean.shifter``), 1x1 fusions ``c1.0`` (not ``c1.body.0``) and one upsampler ``upsample.up``.
 - ARM-SRResNet (``conv_first``, ``recon_trunk.N.conv1``, ``upconv1/2``, ``HRconv``, ``conv_last``) is exactly the
-  old BasicSR/MMSR MSRResNet layout; claiming it would take those files for ARM, so ``arm_srresnet`` has no detector:
-  load it with ``litesr.load_model(path, "arm_srresnet")`` (its official weights are not in the mirrored repository).
+  old BasicSR/MMSR MSRResNet layout (litesr's ``msrresnet`` reads the newer ``body``/``conv_hr`` names, so there is
+  no clash). Such an old MSRResNet file is therefore read as ``arm_srresnet``: at full width it is the same network
+  with the same output, and routing refuses to run without the ARM lookup table. (The official ARM-SRResNet weights
+  are not in the mirrored repository: their git objects are missing, so this detection is untested on them.)
 
 Parameters (x4, equal to the official code's and to the official checkpoints' tensors): ARM-FSRCNN 24,515 (paper
 25K), ARM-CARN 294,171 with the 24 of the frozen mean shifts (paper 295K), ARM-SRResNet 1,517,571 (paper 1.5M).
@@ -131,7 +133,8 @@ class ARMBase(SRModel):
             costs = [0.0]
             for width in self.widths[1:]:
                 counter = OpCounter()
-                with torch.no_grad(), counter:
+                # Not in inference mode: its tensors skip the counter's dispatch hook (the counts would be 0).
+                with torch.inference_mode(False), torch.no_grad(), counter:
                     self._run_width(torch.zeros(1, 3, h, w, device=p.device, dtype=p.dtype), width)
                 costs.append(float(sum(counter.macs.values())))
             self._costs[(h, w)] = np.asarray(costs)
@@ -311,7 +314,16 @@ class ARMCARN(ARMBase):
 # ARM-SRResNet (MSRResNet supernet)
 
 
-@register_arch("arm_srresnet", scales=(4, 2, 3), detect=None, paper="Chen et al., ECCV 2022",
+def _detect_srresnet(sd: StateDict) -> dict | None:
+    needed = ("conv_first.weight", "recon_trunk.0.conv1.weight", "upconv1.weight", "HRconv.weight", "conv_last.weight")
+    if any(k not in sd for k in needed) or sd["conv_first.weight"].shape[1] != 3:
+        return None
+    nf = int(sd["conv_first.weight"].shape[0])
+    scale = 4 if "upconv2.weight" in sd else 3 if sd["upconv1.weight"].shape[0] == 9 * nf else 2
+    return {"scale": scale, "nf": nf, "nb": count_indexed(sd, r"recon_trunk\.(\d+)\.conv1\.weight$")}
+
+
+@register_arch("arm_srresnet", scales=(4, 2, 3), detect=_detect_srresnet, paper="Chen et al., ECCV 2022",
                tiny={"nf": 8, "nb": 1})
 class ARMSRResNet(ARMBase):
     """ARM-SRResNet: the official ``US_MSRResNet`` (BN-free SRResNet supernet plus a bilinear skip)."""
