@@ -110,3 +110,16 @@ def test_official_checkpoints_load_without_flags(official, tmp_path: Path, scale
     x = torch.rand(1, 3, 24, 20, generator=torch.Generator().manual_seed(3)) * 255
     with torch.no_grad():
         assert float((ours(x) - reference(x)).abs().max()) <= 1e-3  # float32, values in [0, 255]
+
+
+@pytest.mark.slow
+def test_official_x4_checkpoint_set5_psnr(tmp_path: Path, datasets_dir: Path) -> None:
+    """Set5 x4 (Y, border 4, MATLAB-bicubic LR) of the released x4 file, whole-image forward: 32.308 dB measured with
+    `litesr eval` when this was written (the paper's table could not be read; docs/fiwhn.md)."""
+    from litesr.evaluate import evaluate
+
+    path = tmp_path / "model_best_x4.pt"
+    path.write_bytes(_read_official(REPO, "experiments/model_best_x4.pt"))
+    result = evaluate(litesr.load_model(path), "Set5", 4, data_root=datasets_dir)
+    psnr = sum(image.psnr for image in result.images) / len(result.images)
+    assert abs(psnr - 32.308) < 0.005
