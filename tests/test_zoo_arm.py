@@ -155,8 +155,10 @@ def test_edge_score_is_opencv_laplacian() -> None:
         import cv2
     except ImportError:
         flat = torch.full((1, 3, 4, 4), 0.5)
-        flat[0, :, 1, 1] = 1.0  # one bright pixel: gray 128 -> 255, Laplacian -8 * 127 there, 2 * 127 at diagonals
-        assert float(ops.edge_scores(flat)[0]) == pytest.approx((255 + 4 * 254 + 254 * 2 + 254) / 16)
+        flat[0, :, 1, 1] = 1.0  # one bright pixel (gray 128 -> 255) next to the border
+        # |Laplacian| saturates to 255 at it and at (0,0), (0,2), (2,0), whose reflect-101 diagonals reach it 4, 2 and
+        # 2 times; (2, 2) sees it once: 2 * (255 + 3 * 128) - 8 * 128 = 254; every other pixel is flat.
+        assert float(ops.edge_scores(flat)[0]) == pytest.approx((4 * 255 + 254) / 16)
         return
     for i in range(2):
         img = (x[i].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()[:, :, ::-1]
