@@ -25,17 +25,28 @@ class ShippedWeights:
 
     file: str
     model: str  # registered variant
-    scale: int
+    scale: int  # the largest factor it is registered at
     data: str
     iterations: int
     hardware: str
     wall_time: str
     command: str
-    # Set5 "bird" PSNR measured when the file was added (MATLAB protocol): the test pins it to 0.01 dB.
-    bird_psnr: float
-    # dataset -> (PSNR, SSIM) by `litesr eval` (MATLAB protocol: LR by MATLAB bicubic, BT.601 Y, crop = scale).
+    # Set5 "bird" PSNR measured when the file was added (MATLAB protocol): the test pins it to 0.01 dB. An
+    # arbitrary-scale file records one per integer scale in ``scales``.
+    bird_psnr: float | dict[int, float]
+    # dataset -> (PSNR, SSIM) by `litesr eval` (MATLAB protocol: LR by MATLAB bicubic, BT.601 Y, crop = scale);
+    # an arbitrary-scale file's keys name the factor too ("Set5 x2.5").
     results: dict[str, tuple[float, float]] = field(default_factory=dict)
     notes: str = ""
+    # The integer scales the variant lists this one file at (an arbitrary-scale model serves them all); () = scale.
+    scales: tuple[int, ...] = ()
+
+    @property
+    def served_scales(self) -> tuple[int, ...]:
+        return self.scales or (self.scale,)
+
+    def bird_psnr_at(self, scale: int) -> float:
+        return self.bird_psnr[scale] if isinstance(self.bird_psnr, dict) else self.bird_psnr
 
     @property
     def path(self) -> Path:
@@ -53,14 +64,17 @@ def shipped_weights() -> tuple[ShippedWeights, ...]:
     entries = []
     for file, entry in raw.items():
         results = {k: (float(v[0]), float(v[1])) for k, v in entry.get("results", {}).items()}
-        entries.append(ShippedWeights(file=file, results=results,
-                                      **{k: v for k, v in entry.items() if k != "results"}))
+        bird = entry["bird_psnr"]
+        bird = {int(k): float(v) for k, v in bird.items()} if isinstance(bird, dict) else float(bird)
+        rest = {k: v for k, v in entry.items() if k not in ("results", "bird_psnr", "scales")}
+        entries.append(ShippedWeights(file=file, results=results, bird_psnr=bird,
+                                      scales=tuple(int(x) for x in entry.get("scales", ())), **rest))
     return tuple(sorted(entries, key=lambda e: (e.model, e.scale)))
 
 
 def shipped_record(model: str, scale: int) -> ShippedWeights | None:
     """The record of ``model`` at ``scale``, or None when litesr ships no file for it."""
-    return next((e for e in shipped_weights() if e.model == model and e.scale == scale), None)
+    return next((e for e in shipped_weights() if e.model == model and scale in e.served_scales), None)
 
 
 __all__ = ["ShippedWeights", "shipped_record", "shipped_weights", "weights_dir"]

@@ -26,9 +26,16 @@ def _run_shipped(pattern: str) -> int:
     for e in shipped_weights():
         if not fnmatch.fnmatch(e.model, pattern):
             continue
-        scores = "   ".join(f"{d} {e.results[d][0]:.2f} / {e.results[d][1]:.4f}" if d in e.results else f"{d} -"
-                           for d in ("Set5", "Set14", "B100"))
-        print(f"\n{e.model} x{e.scale}  {e.file} ({e.path.stat().st_size / 1e6:.1f} MB)")
+        if e.scales:  # one arbitrary-scale file: every measured factor, one line per data set
+            rows = {d: "   ".join(f"{key.split()[1]} {v[0]:.2f} / {v[1]:.4f}" for key, v in e.results.items()
+                                  if key.split()[0] == d) for d in ("Set5", "Set14", "B100")}
+            scores = "\n  ".join(f"{d}: {row}" for d, row in rows.items() if row)
+            factors = "any factor in [1, 4]"
+        else:
+            scores = "   ".join(f"{d} {e.results[d][0]:.2f} / {e.results[d][1]:.4f}" if d in e.results else f"{d} -"
+                               for d in ("Set5", "Set14", "B100"))
+            factors = f"x{e.scale}"
+        print(f"\n{e.model} {factors}  {e.file} ({e.path.stat().st_size / 1e6:.1f} MB)")
         print(f"  data:     {e.data}")
         print(f"  training: {e.iterations:,} iterations, {e.hardware}, {e.wall_time}")
         print(f"  command:  {e.command}")
