@@ -170,7 +170,7 @@ register_variant("metasr_edsr_baseline", "metasr", {"n_resblocks": 16, "n_feats"
 # litesr's own training (litesr/configs/metasr_edsr_baseline_cpu.yml, 3,600 iterations on T91 + BSD200; record in
 # litesr/weights/shipped.json): one file serves every factor, so it is listed at each integer scale.
 register_variant("metasr_litesr", "metasr", {"n_resblocks": 16, "n_feats": 64, "residual": "bicubic"},
-                 description="Meta-SR on EDSR-baseline with the bicubic residual, trained by litesr; any factor in [1, 4]",
+                 description="Meta-SR on EDSR-baseline, bicubic residual, trained by litesr; any factor in [1, 4]",
                  pretrained={s: "metasr_litesr.safetensors" for s in (2, 3, 4)})
 register_variant("liif_edsr_baseline", "liif", {"n_resblocks": 16, "n_feats": 64},
                  description="LIIF head (MLP 256 x 4) on EDSR-baseline (16 blocks, 64 channels); any factor")
