@@ -209,6 +209,5 @@ class PCSR(SRModel):
 # x4): FSRCNN-PCSR 25K parameters. Its PSNR is printed for Test2K/4K/8K and Urban100 without SSIM (and its GFLOPs are
 # per-image averages of the adaptive routing, not for a 1280x720 output), so only the parameter count is registered.
 register_variant("pcsr_fsrcnn", "pcsr", {},
-                 description="PCSR-FSRCNN (FSRCNN d=48 backbone, heavy MLP 4x58, light MLP 3x10, linear classifier) "
-                             "[published: official project page, results_quantitative.PNG]",
+                 description="PCSR-FSRCNN (FSRCNN d=48 backbone, heavy MLP 4x58, light MLP 3x10, linear classifier)",
                  pretrained={}, paper_params={4: 25_000})
