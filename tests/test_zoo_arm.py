@@ -196,3 +196,26 @@ def test_cli_budget_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         assert not out.exists()
     assert main(["profile", "--model", "fsrcnn", "--scale", "4", "--input", str(image), "--budget", "0.5"]) == 1
     assert "not an any-time ARM model" in capsys.readouterr().err
+
+
+def test_gradient_projection_routes_flat_patches_to_cheap_subnets() -> None:
+    from litesr.archs.arm import gradient_projection_edges
+
+    model = litesr.create_model("arm_fsrcnn", scale=4).eval()  # random weights, no lookup table
+    x = torch.rand(1, 3, 64, 120, generator=torch.Generator().manual_seed(0))
+    x[..., :, :60] = 0.5  # flat left half
+    edges = gradient_projection_edges(model, [(x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)])
+    assert len(edges) == 3 and np.all(np.diff(edges) >= 0)
+    model.set_gradient_projection(edges)
+    report = mac_report(model, x)
+    routing = report.routing
+    assert routing["width_0"] > 0 and routing["width_56"] > 0  # flat patches bicubic, noisy ones full width
+    assert report.spent_macs < 0.8 * report.full_macs
+    model.set_gradient_projection([1e9])  # one edge: two levels, the narrower is the 36-channel subnet
+    with torch.no_grad():
+        model(x)
+    assert model.last_routing["width_36"] == model.last_routing["patches"]
+    with pytest.raises(litesr.errors.ConfigError, match="ascending edges"):
+        model.set_gradient_projection([3.0, 1.0])
+    model.set_budget(0.5)
+    assert model.projection is None

@@ -47,13 +47,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.texture_sampling import level_edges, patch_gradient_scores
 from ..errors import ConfigError
 from ..registry import StateDict, register_arch, register_variant
 from . import _arm_ops as ops
@@ -80,6 +81,7 @@ class ARMBase(SRModel):
         self.table: ops.LookupTable | None = None
         self.budget: tuple[str, float] | None = None
         self.eta: float | int | str | None = None
+        self.projection: np.ndarray | None = None  # WBSR-style gradient edges (set_gradient_projection)
         self._all_full = False
         self._costs: dict[tuple[int, int], np.ndarray] = {}
         self.last_routing: dict[str, int] = {}
@@ -96,11 +98,26 @@ class ARMBase(SRModel):
         None: the plain forward."""
         self.budget = None if budget is None else ops.parse_budget(budget)
         if budget is not None:
-            self.eta = None
+            self.eta = self.projection = None
 
     def set_eta(self, eta: float | int | str | None) -> None:
         """The official choice: ``"best"``, a subnet index (int), or ``k`` of ``k * psnr - cost / cost_full``."""
-        self.eta, self.budget = eta, None
+        self.eta, self.budget, self.projection = eta, None, None
+
+    def set_gradient_projection(self, edges: Sequence[float] | None) -> None:
+        """Route each patch by its texture instead of the lookup table (WBSR's "gradient projection dynamic
+        inference", litesr's reading; no table needed): a patch's score is the mean Sobel gradient magnitude of its
+        8-bit luma (:func:`litesr.data.texture_sampling.patch_gradient_scores`, the score HES samples by), the
+        ascending ``edges`` cut the scores into ``len(edges) + 1`` levels, the most textured level runs at full
+        width and each smoother level one subnet narrower (with ``len(widths) - 1`` edges the smoothest is bicubic).
+        :func:`gradient_projection_edges` gives edges from training images. None: the plain forward."""
+        if edges is None:
+            self.projection = None
+            return
+        values = np.asarray([float(e) for e in edges], np.float64)
+        if not 1 <= len(values) <= len(self.widths) - 1 or np.any(np.diff(values) < 0):
+            raise ConfigError(f"gradient projection needs 1..{len(self.widths) - 1} ascending edges, not {list(edges)}")
+        self.projection, self.budget, self.eta = values, None, None
 
     def load_lookup_table(self, path: str | os.PathLike) -> None:
         """Read the edge-to-PSNR table of the official training-state file (``arm-*.state``)."""
@@ -121,7 +138,7 @@ class ARMBase(SRModel):
 
     @property
     def routing(self) -> bool:
-        return self.budget is not None or self.eta is not None
+        return self.budget is not None or self.eta is not None or self.projection is not None
 
     # -- costs ------------------------------------------------------------------------------------------------------
     def subnet_macs(self, h: int, w: int) -> np.ndarray:
@@ -169,6 +186,10 @@ class ARMBase(SRModel):
             if not 0 <= self.eta < len(self.widths):
                 raise ConfigError(f"ARM subnet index must be in 0..{len(self.widths) - 1}, not {self.eta}")
             return np.full(len(patches), self.eta)
+        if self.projection is not None:
+            pixels = (patches.detach().float().clamp(0, 1) * 255).round().permute(0, 2, 3, 1).cpu().numpy()
+            scores = np.array([patch_gradient_scores(p, min(p.shape[:2]), 1)[2].mean() for p in pixels])
+            return np.digitize(scores, self.projection) + (len(self.widths) - 1 - len(self.projection))
         if self.table is None:
             raise ConfigError("ARM routing needs the edge-to-PSNR lookup table: put the official arm-*.state next "
                               "to the weights, or call model.load_lookup_table(path)")
@@ -205,6 +226,16 @@ class ARMBase(SRModel):
                                                        for k in range(len(self.widths))},
                              "budget_macs": int(round(float(costs[choice].sum())))}
         return out / count
+
+
+def gradient_projection_edges(model: ARMBase, images: Sequence[np.ndarray], levels: int | None = None) -> np.ndarray:
+    """Edges for :meth:`ARMBase.set_gradient_projection` from LR training images ((H, W, 3) uint8): the HES level
+    edges (equally spaced between the 1st and 99th percentile) of their ``model.patch_size`` patch scores, at
+    ``levels`` levels (default: one per subnet, bicubic included)."""
+    levels = len(model.widths) if levels is None else int(levels)
+    p, step = model.patch_size, model.patch_step
+    scores = np.concatenate([patch_gradient_scores(im, min(p, *im.shape[:2]), step)[2] for im in images])
+    return level_edges(scores, levels)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from ..errors import DatasetError
 from ..fileio import atomic_output
 from .degradations import Degradation
 from .files import IMAGE_SUFFIXES, find_images, read_rgb_uint8
+from .texture_sampling import TextureSampler, build_texture_sampler
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -195,6 +196,20 @@ class TrainPatches(Dataset):
         self._images: list[tuple[np.ndarray, np.ndarray]] | None = None
         if preload:
             self._images = [self._load(i) for i in range(len(self.pairs))]
+        self.sampler: TextureSampler | None = None  # None: uniform crops; else WBSR's HES (use_texture_sampling)
+
+    def use_texture_sampling(self, levels: int = 4, equalize: float = 1.0) -> TextureSampler:
+        """Draw patches by texture level (HES, :mod:`litesr.data.texture_sampling`) instead of uniformly; scores
+        every image once (its LR, or its HR on the LR grid when the LR is made on the fly)."""
+        s = self.scale
+
+        def lr_of(i: int) -> np.ndarray:
+            lr, hr = self._images[i] if self._images is not None else self._load(i)
+            return hr[::s, ::s] if self.degradation is not None else lr
+
+        self.sampler = build_texture_sampler(lr_of, len(self.pairs), self.patch_size // s, levels=levels,
+                                             equalize=equalize)
+        return self.sampler
 
     def prepare_cache(self) -> None:
         """Make every missing LR image now (once, before workers start), so no two workers compute the same one."""
@@ -226,24 +241,32 @@ class TrainPatches(Dataset):
 
     def sample(self, index: int, rng: np.random.Generator) -> dict[str, Tensor]:
         image_index = index % len(self.pairs)
+        corner = None
+        if self.sampler is not None:  # HES picks the image and the LR-grid corner; the index only seeds rng
+            image_index, *corner = self.sampler.draw(rng)
         lr, hr = self._images[image_index] if self._images is not None else self._load(image_index)
         if self.degradation is not None:
-            return self._degraded_sample(hr, image_index, rng)
+            return self._degraded_sample(hr, image_index, rng, corner)
         lp = self.patch_size // self.scale
-        top = int(rng.integers(0, lr.shape[0] - lp + 1))
-        left = int(rng.integers(0, lr.shape[1] - lp + 1))
+        if corner is None:
+            corner = [int(rng.integers(0, lr.shape[0] - lp + 1)), int(rng.integers(0, lr.shape[1] - lp + 1))]
+        top, left = corner
         s = self.scale
         lr_patch = lr[top : top + lp, left : left + lp]
         hr_patch = hr[top * s : (top + lp) * s, left * s : (left + lp) * s]
         lr_patch, hr_patch = augment(lr_patch, hr_patch, rng, self.flip, self.rot90)
         return {"lr": to_tensor(lr_patch), "hr": to_tensor(hr_patch), "index": torch.tensor(image_index)}
 
-    def _degraded_sample(self, hr: np.ndarray, image_index: int, rng: np.random.Generator) -> dict[str, Tensor]:
-        """An HR patch (crop on the scale's grid, augmented), and its LR made by the degradation from the same rng."""
+    def _degraded_sample(self, hr: np.ndarray, image_index: int, rng: np.random.Generator,
+                         corner: Sequence[int] | None = None) -> dict[str, Tensor]:
+        """An HR patch (crop on the scale's grid, augmented), and its LR made by the degradation from the same rng.
+        ``corner``: the LR-grid corner chosen by HES (else uniform)."""
         assert self.degradation is not None
         s, p = self.scale, self.patch_size
-        top = int(rng.integers(0, (hr.shape[0] - p) // s + 1)) * s
-        left = int(rng.integers(0, (hr.shape[1] - p) // s + 1)) * s
+        if corner is None:
+            corner = [int(rng.integers(0, (hr.shape[0] - p) // s + 1)),
+                      int(rng.integers(0, (hr.shape[1] - p) // s + 1))]
+        top, left = corner[0] * s, corner[1] * s
         hr_patch = hr[top : top + p, left : left + p]
         _, hr_patch = augment(hr_patch[::s, ::s], hr_patch, rng, self.flip, self.rot90)
         hr_tensor = to_tensor(hr_patch)

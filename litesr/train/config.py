@@ -53,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
             # LR made on the fly from each HR patch instead (seeded per sample): realesrgan | bsrgan | classical |
             # bicubic, or a mapping {type, ...} (litesr.data.degradations.build_degradation); lr_dir is then unused
             "degradation": None,
+            # uniform crops, or WBSR's texture-balanced Hierarchical Equalization Sampling: hes |
+            # {type: hes, levels: 4, equalize: 1.0} (litesr.data.texture_sampling)
+            "sampling": "uniform",
         },
         "val": {"name": None, "hr_dir": None, "lr_dir": None},
     },
@@ -234,9 +237,11 @@ def _check_choices(cfg: dict[str, Any], source: str) -> None:
             raise ConfigError(f"{source}: val.datasets[{i}] must be a folder or a mapping, not {entry!r}")
     if not isinstance(train["losses"], list):
         raise ConfigError(f"{source}: train.losses must be a list of {{type, weight}} entries")
+    from ..data.texture_sampling import parse_sampling
     from ..losses import build_loss
 
     build_loss(train["losses"], source=source)  # unknown loss types and options fail here, before any data is read
+    parse_sampling(cfg["datasets"]["train"]["sampling"], f"{source}: datasets.train.sampling")
 
 
 def used_keys_check(cfg: Mapping[str, Any], user: Mapping[str, Any], source: str) -> None:

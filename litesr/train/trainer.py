@@ -190,6 +190,7 @@ class Trainer(ResumableState):
         """Patches of the training folders at ``scale`` (default: the model's); a multi-scale trainer asks for each.
         A curriculum asks for each stage's ``patch_size`` and ``degradation`` (of the same ``pairs``)."""
         from ..data.degradations import build_degradation
+        from ..data.texture_sampling import parse_sampling
         from ..data.train import TrainPatches, collect_pairs
 
         scale = self.scale if scale is None else scale
@@ -220,6 +221,11 @@ class Trainer(ResumableState):
             dataset = TrainPatches(dataset.pairs, scale, dataset.patch_size, data_repeat=dataset.data_repeat,
                                    flip=dataset.flip, rot90=dataset.rot90, preload=True, cache_dir=cache_dir,
                                    degradation=degradation)
+        sampling = parse_sampling(dcfg.get("sampling"))
+        if sampling is not None:
+            sampler = dataset.use_texture_sampling(**sampling)
+            if self.dist.is_main:
+                print(f"note: x{scale} {sampler.summary()}")
         return dataset
 
     def sr_forward(self, net: Callable[..., Tensor], lr: Tensor, scale: int | None = None) -> Tensor:
