@@ -6,6 +6,10 @@ planned, at full width (plain), at each fixed width, with the official ``eta = "
 
 The lookup table is read from ``<weights stem>.state`` (the official training-state file) unless ``--table`` names
 it. MACs are litesr's count (docs/efficiency.md) of the subnets run on the 32x32 patches, summed over the set.
+
+``--projection-from DIR`` adds WBSR-style gradient-projection routing (no lookup table;
+``ARMBase.set_gradient_projection``) with edges from the patch scores of DIR's HR images, bicubic-downscaled by the
+scale (a training set, e.g. T91/HR): one row with bicubic as the smoothest level, one without.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="Set5")
     parser.add_argument("--budgets", nargs="*", default=["1", "0.7", "0.5", "0.3", "0"])
     parser.add_argument("--no-widths", action="store_true", help="skip the plain runs at each fixed width")
+    parser.add_argument("--projection-from", type=Path, default=None, metavar="DIR",
+                        help="also route by gradient projection, edges from these HR training images")
     args = parser.parse_args()
 
     model = litesr.load_model(args.weights)
@@ -50,6 +56,18 @@ def main() -> None:
     for budget in args.budgets:
         model.set_budget(budget)
         run(f"budget {budget}")
+    if args.projection_from is not None:
+        from litesr.archs.arm import gradient_projection_edges
+        from litesr.data.files import find_images, read_rgb_uint8
+        from litesr.imresize import bicubic_downsample_uint8
+
+        hr_files = find_images(args.projection_from)
+        lr_images = [bicubic_downsample_uint8(read_rgb_uint8(p), model.scale) for p in hr_files]
+        for levels, label in ((len(model.widths), "projection, bicubic on"), (len(model.widths) - 1,
+                                                                              "projection, no bicubic")):
+            edges = gradient_projection_edges(model, lr_images, levels)
+            model.set_gradient_projection(edges)
+            run(label)
 
 
 if __name__ == "__main__":
