@@ -1,6 +1,7 @@
 """The learning strategies of the ``sr`` trainer, switched on by config keys (see docs/training.md):
-``train.udl`` (:mod:`.udl`), ``train.distill`` (:mod:`.distill`), ``train.aux_classifier`` (:mod:`.aux_classifier`);
-``train.curriculum`` (:mod:`.curriculum`) acts on the data instead.
+``train.udl`` (:mod:`.udl`), ``train.distill`` (:mod:`.distill`), ``train.aux_classifier`` (:mod:`.aux_classifier`),
+``train.supernet`` (:mod:`.supernet`: which subnet width a step trains); ``train.curriculum`` (:mod:`.curriculum`)
+acts on the data instead.
 
 :class:`TrainingStrategies` is what the trainer holds: the trainable modules the strategies add (checkpointed with the
 network and optimised with it), and the extra loss terms of a batch, each logged under its own name.
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ..descriptor import describe
@@ -19,7 +21,12 @@ from ..descriptor import describe
 class TrainingStrategies:
     def __init__(self, trainer: Any) -> None:
         tcfg = trainer.cfg["train"]
-        self.udl = self.distill = self.aux = None
+        self.udl = self.distill = self.aux = self.supernet = None
+        if tcfg["supernet"]["enabled"]:
+            from .supernet import SupernetWidths
+
+            lr_patch = int(trainer.cfg["datasets"]["train"]["patch_size"]) // trainer.scale
+            self.supernet = SupernetWidths(tcfg["supernet"], trainer.net, lr_patch, int(trainer.cfg["seed"]))
         if int(tcfg["udl"]["stage1_iters"]) > 0:
             from .udl import UDL
 
@@ -49,6 +56,16 @@ class TrainingStrategies:
 
     def parameters(self) -> list[nn.Parameter]:
         return [p for m in self.modules().values() for p in m.parameters()]
+
+    def before_forward(self, iteration: int) -> dict[str, Tensor]:
+        """Set up the network for this step's forward (the supernet's width); returns values to log."""
+        if self.supernet is None:
+            return {}
+        return {"width": torch.tensor(float(self.supernet.select(iteration)))}
+
+    def after_forward(self) -> None:
+        if self.supernet is not None:
+            self.supernet.reset()  # the graph is built; validation and checkpoints see the full width
 
     def losses(self, batch: Mapping[str, Tensor], sr: Tensor, target: Tensor,
                iteration: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:

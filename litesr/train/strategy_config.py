@@ -34,6 +34,9 @@ TRAIN_STRATEGY_DEFAULTS: dict[str, Any] = {
     "curriculum": [],
     # Auxiliary classification head: class = index of the training folder in datasets.train.hr_dir.
     "aux_classifier": {"weight": 0.0, "layer": None},
+    # Supernet training (ARM supernets): each iteration trains one subnet width, drawn with probability ~ its MACs^2
+    # (ARM's rule, "cost2") or evenly ("uniform"); validation runs at full width. litesr.train.supernet
+    "supernet": {"enabled": False, "width_weights": "cost2"},
 }
 
 MODEL_STRATEGY_DEFAULTS: dict[str, Any] = {
@@ -66,6 +69,8 @@ def strategies_in_use(cfg: Mapping[str, Any]) -> list[str]:
         used.append("curriculum")
     if float(train["aux_classifier"]["weight"]) > 0:
         used.append("aux_classifier")
+    if train["supernet"]["enabled"]:
+        used.append("supernet")
     return used
 
 
@@ -86,6 +91,9 @@ def check_strategies(cfg: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: train.udl.stage1_iters {udl['stage1_iters']} leaves no iteration for stage 2 "
                           f"(train.iterations {total})")
     _check_curriculum(cfg, source)
+    if str(train["supernet"]["width_weights"]).lower() not in ("cost2", "uniform"):
+        raise ConfigError(f"{source}: train.supernet.width_weights must be cost2 or uniform, "
+                          f"not {train['supernet']['width_weights']!r}")
     if "distill" in used:
         _check_distill(cfg, source)
     aux = train["aux_classifier"]

@@ -243,7 +243,12 @@ class Trainer(ResumableState):
 
     def training_step(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Forward pass and losses of one batch (under autocast); ``"loss"`` is what is back-propagated."""
-        sr = self.sr_forward(self.forward_net, batch["lr"])
+        setup = self.strategies.before_forward(self.iteration) if self.strategies is not None else {}
+        try:
+            sr = self.sr_forward(self.forward_net, batch["lr"])
+        finally:
+            if self.strategies is not None:
+                self.strategies.after_forward()
         target = self.target(batch["hr"])
         criterion = self.criteria["pixel"]
         criterion.set_iteration(self.iteration)  # scheduled loss weights
@@ -252,7 +257,7 @@ class Trainer(ResumableState):
             return {"loss": total, **parts}
         terms, logged = self.strategies.losses(batch, sr, target, self.iteration)
         total = total + sum(terms.values())
-        return {"loss": total, **parts, **terms, **logged}
+        return {"loss": total, **parts, **terms, **logged, **setup}
 
     def optimization_step(self, batch: Mapping[str, Tensor]) -> dict[str, float] | None:
         """One parameter update; returns the losses as floats, or None when the step was skipped (non-finite loss)."""
