@@ -34,7 +34,13 @@ def main() -> None:
     args = parser.parse_args()
 
     model = litesr.load_model(args.weights)
-    model.load_lookup_table(args.table or args.weights.with_suffix(".state"))
+    table = args.table or args.weights.with_suffix(".state")
+    if table.is_file():
+        model.load_lookup_table(table)
+    elif args.projection_from is None:
+        parser.error(f"{table}: no lookup table (give --table, or --projection-from DIR to route without one)")
+    else:
+        print(f"{table}: no lookup table; only the plain widths and the gradient projection run", flush=True)
     planned: list[int] = []
     model.register_forward_hook(lambda m, _i, _o: planned.append(m.last_routing.get("budget_macs", 0))
                                 if m.routing else None)
@@ -51,11 +57,12 @@ def main() -> None:
         model.set_width(width)
         run(f"width {width} (plain)")
     model.set_width(model.widths[-1])
-    model.set_eta("best")
-    run("eta best (official)")
-    for budget in args.budgets:
-        model.set_budget(budget)
-        run(f"budget {budget}")
+    if model.table is not None:
+        model.set_eta("best")
+        run("eta best (official)")
+        for budget in args.budgets:
+            model.set_budget(budget)
+            run(f"budget {budget}")
     if args.projection_from is not None:
         from litesr.archs.arm import gradient_projection_edges
         from litesr.data.files import find_images, read_rgb_uint8
