@@ -132,3 +132,44 @@ def apply_budget(model: nn.Module, budget: str, *, name: str, weights: str | os.
                               f"beside the weights or --arm-table FILE ({where})")
         model.load_lookup_table(path)
     model.set_budget(budget)
+
+
+def parse_projection(spec: str) -> tuple[list[float] | None, Path | None, int | None]:
+    """``--gradient-projection``: ``"2.5,6,11"`` (edges), ``DIR`` or ``DIR:BANDS`` (HR training images)."""
+    from .errors import ConfigError
+
+    try:
+        return [float(v) for v in spec.split(",")], None, None
+    except ValueError:
+        pass
+    folder, _, bands = spec.rpartition(":") if ":" in spec and spec.rsplit(":", 1)[1].isdigit() else (spec, "", "")
+    path = Path(folder)
+    if not path.is_dir():
+        raise ConfigError(f"--gradient-projection {spec}: neither comma-separated edges (2.5,6,11) nor a folder of "
+                          "HR training images (DIR or DIR:BANDS)")
+    return None, path, int(bands) if bands else None
+
+
+def apply_gradient_projection(model: nn.Module, spec: str, *, name: str) -> list[float]:
+    """Route ``model``'s patches by texture (``set_gradient_projection``, docs/wbsr.md): explicit edges, or the HES
+    edges of a folder of HR training images bicubic-downscaled by the model's scale (default one band per subnet,
+    bicubic not used). Returns the edges."""
+    from .errors import ConfigError
+
+    edges, folder, bands = parse_projection(spec)  # a bad value is refused first, whatever the model
+    if not callable(getattr(model, "set_gradient_projection", None)):
+        raise ConfigError(f"--gradient-projection: {name} is not an ARM supernet (arm_fsrcnn, arm_carn, "
+                          "arm_srresnet); it has no subnets to route to")
+    if folder is not None:
+        from .archs.arm import gradient_projection_edges
+        from .data.files import find_images, read_rgb_uint8
+        from .imresize import bicubic_downsample_uint8
+
+        lr_images = [bicubic_downsample_uint8(read_rgb_uint8(p), model.scale) for p in find_images(folder)]
+        levels = bands if bands is not None else len(model.widths) - 1
+        if not 2 <= levels <= len(model.widths):
+            raise ConfigError(f"--gradient-projection {spec}: {name} routes to 2..{len(model.widths)} bands, "
+                              f"not {levels}")
+        edges = [float(e) for e in gradient_projection_edges(model, lr_images, levels)]
+    model.set_gradient_projection(edges)
+    return list(edges or [])

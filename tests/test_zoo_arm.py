@@ -219,3 +219,41 @@ def test_gradient_projection_routes_flat_patches_to_cheap_subnets() -> None:
         model.set_gradient_projection([3.0, 1.0])
     model.set_budget(0.5)
     assert model.projection is None
+
+
+def test_cli_gradient_projection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from PIL import Image
+
+    from litesr.cli import main
+    from litesr.data.train import make_synthetic_set
+
+    rng = np.random.default_rng(0)
+    picture = np.full((48, 80, 3), 128, np.uint8)
+    picture[:, 40:] = rng.integers(0, 256, (48, 40, 3))  # flat left, noisy right
+    image, out, report = tmp_path / "in.png", tmp_path / "out.png", tmp_path / "r.json"
+    Image.fromarray(picture).save(image)
+    weights = tmp_path / "arm.pth"  # no lookup table beside it: projection needs none
+    torch.save(litesr.create_model("arm_fsrcnn").state_dict(), weights)
+    train_hr = make_synthetic_set(tmp_path / "hr", count=3, size=160, seed=1)
+    assert main(["upscale", str(image), "--weights", str(weights), "--gradient-projection", f"{train_hr}:4",
+                 "-o", str(out)]) == 0
+    assert Image.open(out).size == (320, 192)
+    assert main(["profile", "--weights", str(weights), "--input", str(image), "--gradient-projection", "0.5,1e9",
+                 "--json", str(report)]) == 0
+    routing = json.loads(report.read_text())["routing"]
+    # two edges: three bands on the three subnets; flat patches (score 0) at 16 channels, the rest at 36, none above
+    assert routing["width_0"] == 0 and routing["width_16"] > 0 and routing["width_36"] > 0 and routing["width_56"] == 0
+    capsys.readouterr()
+    for args, words in ((["--gradient-projection", "nowhere"], ("neither comma-separated edges",)),
+                        (["--gradient-projection", "3,1"], ("ascending edges",)),
+                        (["--gradient-projection", "1", "--budget", "0.5"], ("two routing rules",))):
+        out.unlink(missing_ok=True)
+        assert main(["upscale", str(image), "--weights", str(weights), *args, "-o", str(out)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and all(w in err for w in words), err
+        assert not out.exists()
+    assert main(["upscale", str(image), "--model", "bicubic", "--scale", "4", "--gradient-projection", "1",
+                 "-o", str(out)]) == 1
+    assert "not an ARM supernet" in capsys.readouterr().err

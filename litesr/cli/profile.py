@@ -57,6 +57,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(0-1, N%%, or G MACs as 1.5G)")
     p.add_argument("--arm-table", type=Path, default=None, metavar="FILE",
                    help="ARM's lookup table (official training-state file; default <weights stem>.state)")
+    p.add_argument("--gradient-projection", default=None, metavar="EDGES|DIR[:BANDS]",
+                   help="ARM supernets: route each patch by its gradient instead of a lookup table (WBSR-style, "
+                        "docs/wbsr.md): comma-separated score edges, or a folder of HR training images whose patch "
+                        "scores give them (BANDS: how many subnets, bicubic counting as one)")
     p.set_defaults(run=run)
 
 
@@ -146,6 +150,14 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--budget: give --input IMAGE (the MACs an ARM model spends depend on the image)")
         apply_budget(model, args.budget, name=args.model if args.model != "auto" else describe(model).label,
                      weights=args.weights, table=args.arm_table)
+    if args.gradient_projection is not None:
+        from ..dynamic import apply_gradient_projection
+
+        if args.input is None or args.budget is not None:
+            raise ConfigError("--gradient-projection: give --input IMAGE and no --budget (the MACs spent depend on "
+                              "the image and on one routing rule)")
+        apply_gradient_projection(model, args.gradient_projection,
+                                  name=args.model if args.model != "auto" else describe(model).label)
     if args.input is not None:
         return _run_input(args, model)
     if args.runs < 1 or args.warmup < 0:

@@ -77,6 +77,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arm-table", type=Path, default=None, metavar="FILE",
                    help="ARM's edge-to-PSNR table, the official training-state file (default: <weights stem>.state "
                         "beside --weights)")
+    p.add_argument("--gradient-projection", default=None, metavar="EDGES|DIR[:BANDS]",
+                   help="ARM supernets: route each patch by its gradient instead of a lookup table (WBSR-style, "
+                        "docs/wbsr.md): comma-separated score edges, or a folder of HR training images whose patch "
+                        "scores give them (BANDS: how many subnets, bicubic counting as one)")
     p.set_defaults(run=run)
 
 
@@ -96,6 +100,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--demo upscales litesr's sample picture and takes no INPUT")
     if not args.demo and not args.inputs:
         raise ConfigError("no INPUT given: name image files or folders (or try --demo)")
+    if args.budget is not None and args.gradient_projection is not None:
+        raise ConfigError("--budget and --gradient-projection are two routing rules: give one")
+    if args.gradient_projection is not None:
+        from ..dynamic import parse_projection
+
+        parse_projection(args.gradient_projection)
+        if args.self_ensemble or args.outscale is not None or args.backend != "torch" or args.demo:
+            raise ConfigError("--gradient-projection routes ARM patches in eager torch: drop --self-ensemble, "
+                              "--outscale, --backend and --demo")
+        args.tile = 0  # ARM cuts the image into its own patches
     if args.budget is not None:
         from ..archs._arm_ops import parse_budget
 
@@ -118,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
         from ..dynamic import apply_budget
 
         apply_budget(model, args.budget, name=label, weights=args.weights, table=args.arm_table)
+    if args.gradient_projection is not None:
+        from ..dynamic import apply_gradient_projection
+
+        apply_gradient_projection(model, args.gradient_projection, name=label)
     model, backend_note = prepare_with_note(model, options)
     from ..descriptor import describe
 
