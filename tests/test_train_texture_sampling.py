@@ -21,7 +21,7 @@ from litesr.data.texture_sampling import (
 )
 from litesr.data.train import Pair, TrainPatches
 from litesr.errors import ConfigError
-from litesr.train import build_config
+from litesr.train import build_config, load_config
 
 
 def _half_textured(seed: int, h: int = 64, w: int = 96) -> np.ndarray:
@@ -122,3 +122,13 @@ def test_bad_sampling_config_names_the_key(tmp_path: Path, spec: object, message
 def test_uniform_is_the_default_and_parses_to_none() -> None:
     assert parse_sampling("uniform") is None and parse_sampling(None) is None
     assert parse_sampling("hes") == {"levels": 4, "equalize": 1.0}
+
+
+def test_a_sampling_name_on_the_command_line_replaces_the_configs_mapping() -> None:
+    # arm_fsrcnn_wbsr_x4_cpu.yml sets sampling: {type: hes, ...}; its baseline is run with sampling=uniform.
+    cfg = load_config("arm_fsrcnn_wbsr_x4_cpu", overrides=["datasets.train.sampling=uniform"])
+    assert cfg["datasets"]["train"]["sampling"] == "uniform"
+    cfg = load_config("arm_fsrcnn_wbsr_x4_cpu", overrides=["datasets.train.sampling=hes"])
+    assert cfg["datasets"]["train"]["sampling"] == "hes"
+    with pytest.raises(ConfigError, match="datasets.train.sampling"):
+        load_config("arm_fsrcnn_wbsr_x4_cpu", overrides=["datasets.train.sampling=stratified"])

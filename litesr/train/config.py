@@ -166,6 +166,10 @@ def _coerce(value: Any, default: Any, where: str, source: str) -> Any:
     return value
 
 
+# Keys whose value is a name or a mapping of options (``sampling: hes`` or ``sampling: {type: hes, levels: 4}``).
+_NAME_OR_MAPPING = {"datasets.train.sampling"}
+
+
 def merge_checked(base: dict[str, Any], update: Mapping[str, Any], source: str, path: str = "") -> None:
     """Merge ``update`` into ``base`` in place; keys absent from ``base`` raise ConfigError with a did-you-mean."""
     for key, value in update.items():
@@ -185,6 +189,10 @@ def merge_checked(base: dict[str, Any], update: Mapping[str, Any], source: str, 
                 # A validation set may be given as a bare folder.
                 if where == "datasets.val" and isinstance(value, str):
                     value = {"hr_dir": value}
+                elif where in _NAME_OR_MAPPING and isinstance(value, str):
+                    # A key that takes a name or a mapping: a name from the command line replaces the config's mapping.
+                    base[key] = value
+                    continue
                 else:
                     raise ConfigError(f"{source}: {where} must be a mapping of keys, not {value!r}")
             if current.get("__free__"):
