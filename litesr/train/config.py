@@ -166,8 +166,14 @@ def _coerce(value: Any, default: Any, where: str, source: str) -> Any:
     return value
 
 
-# Keys whose value is a name or a mapping of options (``sampling: hes`` or ``sampling: {type: hes, levels: 4}``).
-_NAME_OR_MAPPING = {"datasets.train.sampling"}
+def _schema_default(where: str) -> Any:
+    """The schema's default at a dotted path (None where the schema has none, e.g. under a free-form section)."""
+    node: Any = DEFAULTS
+    for part in where.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def merge_checked(base: dict[str, Any], update: Mapping[str, Any], source: str, path: str = "") -> None:
@@ -189,8 +195,9 @@ def merge_checked(base: dict[str, Any], update: Mapping[str, Any], source: str, 
                 # A validation set may be given as a bare folder.
                 if where == "datasets.val" and isinstance(value, str):
                     value = {"hr_dir": value}
-                elif where in _NAME_OR_MAPPING and isinstance(value, str):
-                    # A key that takes a name or a mapping: a name from the command line replaces the config's mapping.
+                elif isinstance(value, str) and isinstance(_schema_default(where), str):
+                    # A key whose default is a name but which also takes a mapping of options (``sampling: hes`` or
+                    # ``sampling: {type: hes, levels: 4}``): a name from a later source replaces the mapping.
                     base[key] = value
                     continue
                 else:
