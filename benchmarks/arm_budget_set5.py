@@ -9,7 +9,9 @@ it. MACs are litesr's count (docs/efficiency.md) of the subnets run on the 32x32
 
 ``--projection-from DIR`` adds WBSR-style gradient-projection routing (no lookup table;
 ``ARMBase.set_gradient_projection``) with edges from the patch scores of DIR's HR images, bicubic-downscaled by the
-scale (a training set, e.g. T91/HR): one row with bicubic as the smoothest level, one without.
+scale (a training set, e.g. T91/HR): one row with bicubic as the smoothest level, one without, and as their
+control every patch through one width (the same 32x32 patches and overlaps, no texture routing), so the cost of
+cutting the image into patches is not mistaken for the cost of routing.
 """
 
 from __future__ import annotations
@@ -75,6 +77,17 @@ def main() -> None:
             edges = gradient_projection_edges(model, lr_images, levels)
             model.set_gradient_projection(edges)
             run(label)
+        for index, width in enumerate(model.widths[1:], start=1):
+            model.set_gradient_projection(uniform_patch_edges(len(model.widths), index))
+            run(f"patches, all width {width}")
+
+
+def uniform_patch_edges(n_widths: int, index: int) -> list[float]:
+    """Projection edges that send every patch to ``widths[index]``: scores are >= 0, so edges above any score put
+    every patch in the smoothest of ``n_edges + 1`` levels, which runs ``widths[-1 - n_edges]``; a negative edge
+    puts every patch in the top level (full width)."""
+    n_edges = n_widths - 1 - index
+    return [1e9] * n_edges if n_edges else [-1.0]
 
 
 if __name__ == "__main__":

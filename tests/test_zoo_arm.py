@@ -5,6 +5,7 @@ the official checkpoints, the official patch choice, and budget routing that spe
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import subprocess
 from pathlib import Path
 
@@ -219,6 +220,22 @@ def test_gradient_projection_routes_flat_patches_to_cheap_subnets() -> None:
         model.set_gradient_projection([3.0, 1.0])
     model.set_budget(0.5)
     assert model.projection is None
+
+
+def test_benchmark_control_edges_send_every_patch_to_one_width() -> None:
+    """benchmarks/arm_budget_set5.py's "patches, all width W" rows: the control of the projection rows."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "arm_budget_set5.py"
+    spec = importlib.util.spec_from_file_location("arm_budget_set5", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model = litesr.create_model("arm_fsrcnn", scale=4).eval()
+    x = torch.rand(1, 3, 60, 70, generator=torch.Generator().manual_seed(1))
+    x[..., :, :30] = 0.5  # flat and textured patches both present
+    for index, width in enumerate(model.widths[1:], start=1):
+        model.set_gradient_projection(bench.uniform_patch_edges(len(model.widths), index))
+        with torch.no_grad():
+            model(x)
+        assert model.last_routing[f"width_{width}"] == model.last_routing["patches"] > 1, model.last_routing
 
 
 def test_cli_gradient_projection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
