@@ -383,6 +383,9 @@ class Trainer(ResumableState):
                           f"Continue with: litesr train --resume {self.run_dir}")
             else:
                 mon.print(f"finished {self.iteration} iterations; weights in {self.run_dir}")
+            # The other ranks wait for rank 0's validation and checkpoint before tearing gloo down: a rank that left
+            # early aborted once under load ("terminate called without an active exception").
+            self.dist.barrier()
         finally:
             self._restore_signal_handlers(previous)
             del batches, loader
