@@ -78,16 +78,8 @@ def main() -> None:
             model.set_gradient_projection(edges)
             run(label)
         for index, width in enumerate(model.widths[1:], start=1):
-            model.set_gradient_projection(uniform_patch_edges(len(model.widths), index))
+            model.set_eta(index)  # the official fixed-subnet choice: every patch through one width
             run(f"patches, all width {width}")
-
-
-def uniform_patch_edges(n_widths: int, index: int) -> list[float]:
-    """Projection edges that send every patch to ``widths[index]``: scores are >= 0, so edges above any score put
-    every patch in the smoothest of ``n_edges + 1`` levels, which runs ``widths[-1 - n_edges]``; a negative edge
-    puts every patch in the top level (full width)."""
-    n_edges = n_widths - 1 - index
-    return [1e9] * n_edges if n_edges else [-1.0]
 
 
 if __name__ == "__main__":

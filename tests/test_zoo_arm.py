@@ -5,7 +5,6 @@ the official checkpoints, the official patch choice, and budget routing that spe
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import subprocess
 from pathlib import Path
 
@@ -222,20 +221,19 @@ def test_gradient_projection_routes_flat_patches_to_cheap_subnets() -> None:
     assert model.projection is None
 
 
-def test_benchmark_control_edges_send_every_patch_to_one_width() -> None:
-    """benchmarks/arm_budget_set5.py's "patches, all width W" rows: the control of the projection rows."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "arm_budget_set5.py"
-    spec = importlib.util.spec_from_file_location("arm_budget_set5", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    model = litesr.create_model("arm_fsrcnn", scale=4).eval()
+def test_a_subnet_index_sends_every_patch_to_that_width_without_a_table() -> None:
+    """set_eta(index): the official fixed-subnet choice, the control row of benchmarks/arm_budget_set5.py."""
+    model = litesr.create_model("arm_fsrcnn", scale=4).eval()  # random weights, no lookup table
     x = torch.rand(1, 3, 60, 70, generator=torch.Generator().manual_seed(1))
     x[..., :, :30] = 0.5  # flat and textured patches both present
-    for index, width in enumerate(model.widths[1:], start=1):
-        model.set_gradient_projection(bench.uniform_patch_edges(len(model.widths), index))
+    for index, width in enumerate(model.widths):
+        model.set_eta(index)
         with torch.no_grad():
             model(x)
         assert model.last_routing[f"width_{width}"] == model.last_routing["patches"] > 1, model.last_routing
+    model.set_eta(len(model.widths))
+    with pytest.raises(litesr.errors.ConfigError, match="subnet index"), torch.no_grad():
+        model(x)
 
 
 def test_cli_gradient_projection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
