@@ -1,5 +1,6 @@
 """ARM's any-time trade-off on a benchmark set: PSNR (Y, border = scale) and the network MACs the patch routing
-planned, at full width (plain), at each fixed width, with the official ``eta = "best"`` choice and under budgets.
+planned (for a plain network, of the whole image), at full width (plain), at each fixed width, with the official
+``eta = "best"`` choice and under budgets.
 
     OMP_NUM_THREADS=1 nice -n 15 python benchmarks/arm_budget_set5.py ckpt/arm-fsrcnn.pth \\
         --data-root /work/shared/datasets --dataset Set5 --budgets 1 0.7 0.5 0.3 0
@@ -19,8 +20,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 import litesr
 from litesr.evaluate import evaluate
+from litesr.profile import count_ops
 
 
 def main() -> None:
@@ -44,13 +48,25 @@ def main() -> None:
     else:
         print(f"{table}: no lookup table; only the plain widths and the gradient projection run", flush=True)
     planned: list[int] = []
-    model.register_forward_hook(lambda m, _i, _o: planned.append(m.last_routing.get("budget_macs", 0))
-                                if m.routing else None)
+    plain_sizes: list[tuple[int, int]] = []  # LR sizes of the whole-image forwards, counted after the run
+
+    def record(m: torch.nn.Module, inputs: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
+        if m.routing:
+            planned.append(m.last_routing.get("budget_macs", 0))
+        else:
+            plain_sizes.append(tuple(inputs[0].shape[-2:]))
+
+    model.register_forward_hook(record)
 
     def run(label: str) -> None:
         planned.clear()
+        plain_sizes.clear()
         result = evaluate(model, args.dataset, 4, data_root=args.data_root)
-        macs = f"{sum(planned) / 1e9:8.3f} G MACs (patch routing)" if planned else "  plain network, whole image"
+        if planned:
+            macs = f"{sum(planned) / 1e9:8.3f} G MACs (patch routing)"
+        else:
+            sizes = list(plain_sizes)  # count_ops runs the model too
+            macs = f"{sum(count_ops(model, hw).total_macs for hw in sizes) / 1e9:8.3f} G MACs (whole image)"
         print(f"{label:<24} PSNR {result.psnr:.3f} dB  SSIM {result.ssim:.4f}  {macs}", flush=True)
 
     for width in [] if args.no_widths else model.widths[1:]:
